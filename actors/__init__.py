@@ -1,0 +1,1 @@
+"""Generator actors: vLLM engines serving the current policy and the frozen snapshots."""

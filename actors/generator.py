@@ -1,0 +1,131 @@
+"""A generator: one vLLM engine serving one policy version at a time.
+
+Plain Python; `actors.actor.generator_actor` hosts it in a Ray actor. The current policy's
+generator receives new weights after every learner step; an opponent generator switches
+between frozen snapshots by loading their checkpoints, so one engine serves a whole league.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+WEIGHT_RECEIVER = "actors.weight_sync.WeightReceiver"
+
+
+class GeneratorError(RuntimeError):
+    """A generator could not start or could not take new weights."""
+
+
+class WeightUpdateLike(Protocol):
+    version: int
+    weights: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    model_path: str
+    dtype: str = "float32"
+    max_model_len: int = 64
+    kv_cache_bytes: int = 64 * 2**20
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 8
+
+
+GREEDY = Sampling(temperature=0.0)
+
+
+class Generator:
+    def __init__(self, spec: EngineSpec, policy: str = "current", version: int = 0) -> None:
+        # The engine core must live in this process: the weight receiver is called in-process,
+        # and several engines share one machine without spawning a process each.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        from vllm import LLM
+
+        if not (Path(spec.model_path) / "config.json").is_file():
+            raise GeneratorError(f"no Hugging Face checkpoint at {spec.model_path!r} (config.json missing)")
+        self.spec = spec
+        self.llm = LLM(
+            model=spec.model_path,
+            dtype=spec.dtype,
+            max_model_len=spec.max_model_len,
+            kv_cache_memory_bytes=spec.kv_cache_bytes,
+            enforce_eager=True,
+            seed=spec.seed,
+            worker_extension_cls=WEIGHT_RECEIVER,
+        )
+        self.policy = policy
+        self.version = version
+
+    def serving(self) -> tuple[str, int]:
+        """The policy name and version this engine answers with now."""
+        return self.policy, self.version
+
+    def generate(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[str]:
+        """One completion per prompt; `seeds` makes each one reproducible (and distinct per side)."""
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        seeds = seeds if seeds is not None else [None] * len(prompts)  # type: ignore[list-item]
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [out.outputs[0].text for out in outputs]
+
+    def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
+        """Swap in new weights (checkpoint names) and serve them as `update.version`."""
+        self.llm.collective_rpc("receive_weights", args=(update.weights,))
+        self.llm.reset_prefix_cache()
+        self.policy, self.version = policy, update.version
+        return self.version
+
+    def load_checkpoint(self, path: str, policy: str, version: int) -> int:
+        """Serve the weights of a Hugging Face checkpoint on disk (a frozen snapshot)."""
+        if not (Path(path) / "config.json").is_file():
+            raise GeneratorError(f"snapshot {policy!r}: no checkpoint at {path!r}")
+        self.llm.collective_rpc("receive_checkpoint", args=(path,))
+        self.llm.reset_prefix_cache()
+        self.policy, self.version = policy, version
+        return self.version
+
+    def generate_as(
+        self,
+        prompts: list[str],
+        policies: list[str],
+        checkpoints: dict[str, tuple[str, int]],
+        sampling: Sampling,
+        seeds: list[int],
+    ) -> list[str]:
+        """Answer each prompt as the snapshot named beside it, loading each snapshot once.
+
+        `checkpoints` maps a snapshot name to (checkpoint path, version). The engine's own
+        policy goes first so a single-opponent league never reloads.
+        """
+        responses: list[str] = [""] * len(prompts)
+        names = sorted(set(policies), key=lambda name: name != self.policy)
+        for name in names:
+            if name != self.policy:
+                path, version = checkpoints[name]
+                self.load_checkpoint(path, name, version)
+            idx = [i for i, p in enumerate(policies) if p == name]
+            outs = self.generate([prompts[i] for i in idx], sampling, [seeds[i] for i in idx])
+            for i, text in zip(idx, outs):
+                responses[i] = text
+        return responses

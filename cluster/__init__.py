@@ -1,0 +1,1 @@
+"""The driver side: configuration, the orchestrator and its loop, the CLI."""

@@ -1,0 +1,210 @@
+"""The one typed, validated configuration of a run.
+
+Every option lives here, with its default and its bounds, so a recipe is checked once,
+before anything is written: an unknown key or a bad value stops the run with a message
+that names the key and says what is allowed.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A recipe that cannot run; the message names the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Section):
+    """The built-in verifiable task: `digits`-digit addition, answers checked exactly."""
+
+    name: Literal["addition"] = "addition"
+    digits: int = Field(3, ge=1, le=6)
+    reverse: bool = Field(True, description="zero-padded operands, sum written least-significant digit first")
+    held_out_size: int = Field(256, ge=8, description="held-out problems scored every iteration")
+    held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
+
+
+class TinyModelConfig(_Section):
+    """Shape of the Llama-style model built from scratch when no `model.path` is given."""
+
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "TinyModelConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        return self
+
+
+class ModelConfig(_Section):
+    path: Path | None = Field(None, description="a Hugging Face checkpoint directory; leave out to build the tiny model")
+    tiny: TinyModelConfig = TinyModelConfig()
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    max_model_len: int = Field(64, ge=8)
+
+    @model_validator(mode="after")
+    def _path_exists(self) -> "ModelConfig":
+        if self.path is not None and not (self.path / "config.json").is_file():
+            raise ValueError(
+                f"model.path {str(self.path)!r} is not a Hugging Face checkpoint directory (no config.json there); "
+                "give a directory written by save_pretrained, or leave model.path out to build the tiny built-in model"
+            )
+        return self
+
+
+class SFTConfig(_Section):
+    """The warm-up before self-play: at most `steps` steps, ending early once the policy's
+    exact-match accuracy on a validation sample of training problems reaches `stop_at_accuracy`
+    (so self-play starts from a comparable point whatever the seed); steps=0 skips it."""
+
+    steps: int = Field(2000, ge=0)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    stop_at_accuracy: float | None = Field(0.4, gt=0, le=1)
+    validation_size: int = Field(256, ge=8)
+
+
+class GeneratorConfig(_Section):
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(8, ge=1)
+    kv_cache_bytes: int = Field(64 * 2**20, ge=2**20, description="fixed KV-cache size per engine (CPU backend)")
+    num_cpus: float = Field(0, ge=0, description="Ray CPUs reserved per generator actor")
+    num_gpus: float = Field(0, ge=0)
+
+
+class JudgeConfig(_Section):
+    kind: Literal["exact_answer"] = "exact_answer"
+
+
+class LeagueConfig(_Section):
+    initial_elo: float = 1000.0
+    elo_scale: float = Field(400.0, gt=0)
+    k_factor: float = Field(4.0, gt=0)
+    matchmaking: Literal["previous", "uniform"] = "previous"
+    admission_threshold: float = Field(0.6, gt=0, le=1)
+    min_admission_games: int = Field(32, ge=1)
+
+
+class DPOConfig(_Section):
+    """Sigmoid DPO against a frozen reference, plus an NLL term on chosen (RPO) when nll_weight > 0."""
+
+    beta: float = Field(0.1, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    nll_weight: float = Field(1.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    ref_refresh_every: int = Field(3, ge=0, description="refresh the reference every N iterations; 0 never")
+
+
+class SelfPlayConfig(_Section):
+    iterations: int = Field(20, ge=1)
+    games_per_iteration: int = Field(1024, ge=1)
+
+
+class ClusterConfig(_Section):
+    address: str | None = Field(None, description="Ray address to join; leave out to start a local cluster")
+    num_cpus: int | None = Field(None, ge=1, description="logical CPUs of the local cluster; default max(4, cores)")
+    dashboard: bool = False
+    actor_logs: bool = Field(False, description="forward the actors' logs (vLLM's included) to the terminal")
+    num_learner_gpus: float = Field(0, ge=0)
+
+
+class RunConfig(_Section):
+    run_dir: Path | None = Field(None, description="where the run writes; default runs/run-<date>-<time>")
+    seed: int = 0
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    sft: SFTConfig = SFTConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    judge: JudgeConfig = JudgeConfig()
+    league: LeagueConfig = LeagueConfig()
+    dpo: DPOConfig = DPOConfig()
+    self_play: SelfPlayConfig = SelfPlayConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+
+DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
+
+
+def parse_config(data: dict[str, Any], source: str = "recipe") -> RunConfig:
+    """Validate a nested mapping; every problem is reported with its dotted key."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, source)) from None
+
+
+def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML recipe (the built-in default when `path` is None) and apply dotted overrides."""
+    path = path or DEFAULT_RECIPE
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} does not exist; pass the path of a YAML recipe or none for the default")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of sections (task:, model:, ...), not {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return parse_config(data, source=str(path))
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[leaf] = value
+
+
+def _explain(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s) in the configuration:"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            section = _section_at(item["loc"][:-1])
+            allowed = ", ".join(sorted(section.model_fields)) if section else "?"
+            lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def with_run_dir(config: RunConfig) -> RunConfig:
+    """The config with its run directory made concrete (a fresh timestamped one when none is set)."""
+    if config.run_dir is not None:
+        return config
+    return config.model_copy(update={"run_dir": Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")})
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The resolved recipe, every default spelled out, as written into the run directory."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,177 @@
+"""The driver: owns the self-play loop and holds handles to the named actors.
+
+`iteration` reads like the algorithm. Responses, verdicts, pairs and weights move between
+actors as Ray object references; the driver only sees prompts, opponents' names and summaries.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from tqdm.auto import tqdm
+
+from actors.actor import generator_actor
+from actors.generator import GREEDY, EngineSpec, Sampling
+from cluster.config import RunConfig
+from cluster.run_dir import RunDir
+from judge.actor import judge_actor
+from league.actor import league_actor
+from league.league import LeagueSettings
+from learner.actor import learner_actor
+from learner.learner import DPOSettings
+from learner.tiny_model import build_tiny_model
+from tasks.addition import AdditionTask, accuracy
+
+SFT_CHUNK = 25  # SFT steps per call to the learner, so the driver can show progress
+
+
+class Orchestrator:
+    def __init__(self, config: RunConfig, run: RunDir, show_progress: bool = True) -> None:
+        self.config = config
+        self.run = run
+        self.show_progress = show_progress
+        self.rng = np.random.default_rng(config.seed)
+        self.task = AdditionTask(config.task.digits, config.task.held_out_every, config.task.reverse)
+        self.held_out = self.task.held_out(config.task.held_out_size, seed=config.seed + 1234)
+        g = config.generator
+        self.sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
+        self.greedy = Sampling(GREEDY.temperature, GREEDY.top_p, g.max_new_tokens)
+        self.version = 0
+
+    # ----------------------------------------------------------------- setup
+    def start(self) -> None:
+        """Build or load the model, warm it up with SFT, freeze it as snapshot v0, start the actors."""
+        cfg = self.config
+        base = cfg.model.path or build_tiny_model(
+            self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
+        )
+        d = cfg.dpo
+        settings = DPOSettings(d.beta, d.learning_rate, d.nll_weight, d.batch_size, d.epochs, d.max_grad_norm, d.weight_decay, d.ref_refresh_every)
+        self.learner = learner_actor("selfplay-learner", Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
+        self.league = league_actor("selfplay-league", self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
+        self.judge = judge_actor("selfplay-judge", cfg.judge.kind)
+        self.judge_name = ray.get(self.judge.name.remote())
+        self.warm_up()
+        v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
+        ray.get(self.league.admit.remote(0, v0))
+        spec = EngineSpec(v0, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
+        gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
+        self.policy_gen = generator_actor("selfplay-generator-current", spec, "current", 0, **gen)
+        self.opponent_gen = generator_actor("selfplay-generator-snapshots", spec, "v0", 0, **gen)
+        ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
+
+    def warm_up(self) -> None:
+        """SFT on correct answers until `sft.steps` or until validation accuracy reaches the stop."""
+        sft = self.config.sft
+        validation = self.task.sample_train(sft.validation_size, np.random.default_rng(self.config.seed + 99))
+        val_args = ([p.prompt for p in validation], [p.answer for p in validation])
+        bar = tqdm(total=sft.steps, desc="SFT warm-up", unit="step", disable=not self.show_progress or not sft.steps)
+        for begin in range(0, sft.steps, SFT_CHUNK):
+            batches = []
+            for _ in range(min(SFT_CHUNK, sft.steps - begin)):
+                problems = self.task.sample_train(sft.batch_size, self.rng)
+                batches.append(([p.prompt for p in problems], [p.answer for p in problems]))
+            loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate))
+            val = ray.get(self.learner.exact_match.remote(*val_args))
+            bar.update(len(batches))
+            bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val:.2f}")
+            if sft.stop_at_accuracy is not None and val >= sft.stop_at_accuracy:
+                break
+        bar.close()
+
+    # ------------------------------------------------------------------ loop
+    def iteration(self, it: int) -> dict[str, Any]:
+        """One round: play, judge, record, admit, learn, broadcast, evaluate."""
+        start = time.perf_counter()
+        n = self.config.self_play.games_per_iteration
+        problems = self.task.sample_train(n, self.rng)
+        prompts = [p.prompt for p in problems]
+        opponents = ray.get(self.league.matchmake.remote(n))
+        snapshots = ray.get(self.league.checkpoints.remote())
+        seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
+
+        responses_a = self.policy_gen.generate.remote(prompts, self.sampling, seeds[0])
+        responses_b = self.opponent_gen.generate_as.remote(prompts, opponents, snapshots, self.sampling, seeds[1])
+        verdicts = self.judge.judge.remote(problems, responses_a, responses_b)
+        ray.wait([verdicts], fetch_local=False)
+        play_seconds = time.perf_counter() - start
+        summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
+            it, self.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds
+        )
+        summary = ray.get(summary_ref)
+
+        admitted = None
+        if summary.admissible:
+            path = self.learner.save_checkpoint.remote(str(self.run.checkpoint(self.version)))
+            admitted = ray.get(self.league.admit.remote(self.version, path)).name
+
+        stats = ray.get(self.learner.train.remote(pairs))
+        self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
+        return {
+            "iteration": it,
+            "accuracy": self.evaluate(),
+            "win_rate_vs_previous": summary.win_rate_vs_latest,
+            "elo": summary.elo,
+            "games": summary.games,
+            "games_per_s": summary.games / play_seconds,
+            "pairs": int(stats["pairs"]),
+            "loss": _finite(stats["loss"]),
+            "reward_accuracy": _finite(stats["reward_accuracy"]),
+            "version": self.version,
+            "admitted": admitted,
+            "seconds": time.perf_counter() - start,
+        }
+
+    def evaluate(self) -> float:
+        """Greedy held-out accuracy of the policy the generator now serves."""
+        responses = ray.get(self.policy_gen.generate.remote([p.prompt for p in self.held_out], self.greedy))
+        return accuracy(self.held_out, responses)
+
+    def run_loop(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        initial = self.evaluate()
+        self._print(f"held-out accuracy after SFT: {initial:.3f}")
+        self.run.append_metrics({"iteration": 0, "accuracy": initial, "seconds": 0.0})
+        rows = []
+        iterations = self.config.self_play.iterations
+        for it in tqdm(range(1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress):
+            row = self.iteration(it)
+            self.run.append_metrics(row)
+            rows.append(row)
+            self._print(format_row(row))
+        ratings = ray.get(self.league.ratings.remote())
+        snapshots = sorted(ray.get(self.league.checkpoints.remote()), key=lambda s: int(s[1:]))
+        summary = {
+            "initial_accuracy": initial,
+            "final_accuracy": rows[-1]["accuracy"] if rows else initial,
+            "best_accuracy": max([initial] + [r["accuracy"] for r in rows]),
+            "snapshots": snapshots,
+            "elo_by_policy": ratings,
+            "games": sum(r["games"] for r in rows),
+            "iterations": len(rows),
+            "seconds": time.perf_counter() - started,
+        }
+        self.run.write_summary(summary)
+        return summary
+
+    def _print(self, line: str) -> None:
+        if self.show_progress:
+            tqdm.write(line)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    wr = row["win_rate_vs_previous"]
+    return (
+        f"iter {row['iteration']:3d}  acc {row['accuracy']:.3f}  win-rate-vs-prev {'  n/a' if wr is None else f'{wr:.3f}'}  "
+        f"elo {row['elo']:7.1f}  games {row['games']:5d}  games/s {row['games_per_s']:7.1f}  pairs {row['pairs']:4d}"
+        + (f"  admitted {row['admitted']}" if row["admitted"] else "")
+    )
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x

@@ -1,0 +1,61 @@
+"""The run directory: where a run leaves its config, checkpoints, league, records and metrics."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.config import RunConfig, to_yaml
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @classmethod
+    def create(cls, config: RunConfig, overwrite: bool = False) -> "RunDir":
+        """Make the directory and write the resolved config; refuses to mix two runs in one directory."""
+        if config.run_dir is None:
+            raise RunDirError("the config has no run_dir; resolve it with cluster.config.with_run_dir first")
+        root = config.run_dir.resolve()
+        if root.exists() and any(root.iterdir()) and not overwrite:
+            raise RunDirError(
+                f"run directory {str(root)!r} already holds a run; choose another with --run-dir, "
+                "or pass --overwrite to replace it"
+            )
+        if root.exists() and overwrite:
+            import shutil
+
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+        run = cls(root)
+        write_text_atomic(run.root / "config.yaml", to_yaml(config))
+        return run
+
+    def checkpoint(self, version: int) -> Path:
+        (self.root / "checkpoints").mkdir(exist_ok=True)
+        return self.root / "checkpoints" / f"v{version}"
+
+    @property
+    def base_model(self) -> Path:
+        return self.root / "model" / "base"
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """One JSON object per line; a line is written whole with a single write."""
+        with open(self.root / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_text_atomic(self.root / "summary.json", json.dumps(summary, indent=1))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,23 @@
+"""The judge as a Ray actor: hosts one `Judge` chosen by the recipe."""
+from __future__ import annotations
+
+import ray
+
+from judge.registry import make_judge
+from judge.verdict import Verdict
+from tasks.addition import Problem
+
+
+class JudgeHost:
+    def __init__(self, kind: str) -> None:
+        self.impl = make_judge(kind)
+
+    def name(self) -> str:
+        return self.impl.name
+
+    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+        return self.impl.judge(problems, responses_a, responses_b)
+
+
+def judge_actor(name: str, kind: str):
+    return ray.remote(JudgeHost).options(name=name, num_cpus=0).remote(kind)

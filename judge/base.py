@@ -1,0 +1,21 @@
+"""The `Judge` interface: a verdict per matchup, judged in batches."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from judge.verdict import Verdict
+from tasks.addition import Problem
+
+
+class JudgeError(RuntimeError):
+    """A judge could not produce verdicts for a batch."""
+
+
+class Judge(ABC):
+    """Decides each matchup: the same problem answered by side a and side b."""
+
+    name: str = "judge"
+
+    @abstractmethod
+    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+        """One verdict per matchup, in order."""

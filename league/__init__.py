@@ -1,0 +1,1 @@
+"""The league: population of snapshots, ratings, matchmaking, admission, and the game records."""

@@ -1,0 +1,163 @@
+"""The league's state and rules: population, online Elo, win-rate matrix, matchmaking, admission.
+
+Plain Python; the league actor hosts it. The current policy plays under the name
+`current`; a frozen snapshot is named after the policy version it froze (`v3`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from league.elo import elo_update
+
+CURRENT = "current"
+Matchmaking = Literal["previous", "uniform"]
+
+
+@dataclass(frozen=True)
+class LeagueSettings:
+    initial_elo: float = 1000.0
+    elo_scale: float = 400.0
+    k_factor: float = 4.0
+    matchmaking: Matchmaking = "previous"
+    admission_threshold: float = 0.6
+    min_admission_games: int = 32
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    version: int
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class GameResult:
+    """What the league needs of a game: who played whom and a's score (1 win, 0.5 tie, 0 loss)."""
+
+    policy_a: str
+    policy_b: str
+    score_a: float
+
+
+@dataclass
+class RoundSummary:
+    games: int
+    games_vs_latest: int
+    win_rate_vs_latest: float | None
+    admissible: bool
+    elo: float
+
+
+@dataclass
+class League:
+    settings: LeagueSettings
+    population: list[Snapshot] = field(default_factory=list)
+    ratings: dict[str, float] = field(default_factory=dict)
+    # results[a][b] = [a's total score against b, games between them]
+    results: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ratings.setdefault(CURRENT, self.settings.initial_elo)
+
+    @property
+    def latest(self) -> Snapshot:
+        if not self.population:
+            raise LookupError("the league has no snapshot yet; admit the starting policy first")
+        return self.population[-1]
+
+    def snapshot(self, name: str) -> Snapshot:
+        for snap in self.population:
+            if snap.name == name:
+                return snap
+        raise KeyError(f"no snapshot named {name!r}; the league holds {[s.name for s in self.population]}")
+
+    def admit(self, version: int, checkpoint: str) -> Snapshot:
+        """Freeze the current policy at `version` as a snapshot; it starts at the current Elo."""
+        snap = Snapshot(name=f"v{version}", version=version, checkpoint=checkpoint)
+        if any(s.name == snap.name for s in self.population):
+            raise ValueError(f"snapshot {snap.name} is already in the league")
+        self.population.append(snap)
+        self.ratings[snap.name] = self.ratings[CURRENT]
+        return snap
+
+    def matchmake(self, n: int, rng: np.random.Generator) -> list[str]:
+        """Opponents for `n` games of the current policy."""
+        if self.settings.matchmaking == "previous":
+            return [self.latest.name] * n
+        names = [s.name for s in self.population]
+        return [names[i] for i in rng.integers(0, len(names), size=n)]
+
+    def record(self, results: list[GameResult]) -> None:
+        """Online Elo, game by game in order, and the win-rate matrix."""
+        k, scale = self.settings.k_factor, self.settings.elo_scale
+        for r in results:
+            a = self.ratings.setdefault(r.policy_a, self.settings.initial_elo)
+            b = self.ratings.setdefault(r.policy_b, self.settings.initial_elo)
+            self.ratings[r.policy_a], self.ratings[r.policy_b] = elo_update(a, b, r.score_a, k, scale)
+            self._tally(r.policy_a, r.policy_b, r.score_a)
+            self._tally(r.policy_b, r.policy_a, 1.0 - r.score_a)
+
+    def _tally(self, a: str, b: str, score: float) -> None:
+        cell = self.results.setdefault(a, {}).setdefault(b, [0.0, 0.0])
+        cell[0] += score
+        cell[1] += 1
+
+    def win_rate(self, a: str, b: str) -> float:
+        """a's score rate against b over all recorded games; 0.5 where they never met."""
+        score, games = self.results.get(a, {}).get(b, (0.0, 0.0))
+        return score / games if games else 0.5
+
+    def summarize_round(self, results: list[GameResult], current_version: int) -> RoundSummary:
+        """Win rate of the current policy against the latest snapshot in this round, and whether it is admitted.
+
+        A version already frozen is never admitted twice (a round with no pairs leaves it unchanged).
+        """
+        latest = self.latest
+        vs_latest = [r.score_a for r in results if r.policy_a == CURRENT and r.policy_b == latest.name]
+        rate = float(np.mean(vs_latest)) if vs_latest else None
+        return RoundSummary(
+            games=len(results),
+            games_vs_latest=len(vs_latest),
+            win_rate_vs_latest=rate,
+            admissible=current_version > latest.version and self.admits(rate, len(vs_latest)),
+            elo=self.ratings[CURRENT],
+        )
+
+    def admits(self, win_rate: float | None, games: int) -> bool:
+        """The admission rule: enough games against the latest snapshot, win rate at or above the threshold."""
+        if win_rate is None or games < self.settings.min_admission_games:
+            return False
+        return win_rate >= self.settings.admission_threshold - 1e-12
+
+    def to_state(self) -> dict:
+        return {
+            "settings": asdict(self.settings),
+            "population": [asdict(s) for s in self.population],
+            "ratings": self.ratings,
+            "results": self.results,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "League":
+        return cls(
+            settings=LeagueSettings(**state["settings"]),
+            population=[Snapshot(**s) for s in state["population"]],
+            ratings=dict(state["ratings"]),
+            results={a: {b: list(v) for b, v in row.items()} for a, row in state["results"].items()},
+        )
+
+    def save(self, path: Path) -> None:
+        """Atomic: a temporary file renamed over the old state."""
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_state(), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "League":
+        return cls.from_state(json.loads(path.read_text()))

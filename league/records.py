@@ -1,0 +1,125 @@
+"""Game records and preference pairs: their Parquet schemas, and atomic append-only writes.
+
+Each round is one Parquet file in `games/` and one in `pairs/`, written to a temporary
+name and renamed, so a crash never leaves a half-written file that looks whole and a
+reader of the directory sees whole rounds only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+GAME_SCHEMA = pa.schema(
+    [
+        ("game_id", pa.string()),
+        ("round", pa.int32()),
+        ("mode", pa.string()),
+        ("policy_a", pa.string()),
+        ("version_a", pa.int32()),
+        ("policy_b", pa.string()),
+        ("version_b", pa.int32()),
+        ("prompt", pa.string()),
+        ("response_a", pa.string()),
+        ("response_b", pa.string()),
+        ("score_a", pa.float64()),
+        ("score_b", pa.float64()),
+        ("winner", pa.string()),
+        ("judge", pa.string()),
+        ("reason", pa.string()),
+        ("play_seconds", pa.float64()),
+    ]
+)
+
+PAIR_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("game_id", pa.string()),
+        ("round", pa.int32()),
+        ("prompt", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("source", pa.string()),
+        ("margin", pa.float64()),
+    ]
+)
+
+
+def pairs_from_games(games: pa.Table) -> pa.Table:
+    """Winner's response chosen, loser's rejected; ties and identical responses yield nothing."""
+    rows = games.to_pylist()
+    pairs = []
+    for g in rows:
+        if g["winner"] == "tie" or g["response_a"] == g["response_b"]:
+            continue
+        a_won = g["winner"] == "a"
+        pairs.append(
+            {
+                "pair_id": f"{g['game_id']}/p",
+                "game_id": g["game_id"],
+                "round": g["round"],
+                "prompt": g["prompt"],
+                "chosen": g["response_a"] if a_won else g["response_b"],
+                "rejected": g["response_b"] if a_won else g["response_a"],
+                "source": g["mode"],
+                "margin": abs(g["score_a"] - g["score_b"]),
+            }
+        )
+    return pa.Table.from_pylist(pairs, schema=PAIR_SCHEMA)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> Path:
+    """Write `table` to `path` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_tables(directory: Path, schema: pa.Schema) -> pa.Table:
+    """Every whole round in `directory` (temporary files skipped), in round order."""
+    files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
+
+
+def games_table(
+    round_: int,
+    mode: str,
+    policy_a: tuple[str, int],
+    opponents: list[tuple[str, int]],
+    prompts: list[str],
+    responses_a: list[str],
+    responses_b: list[str],
+    verdicts: list,
+    judge: str,
+    play_seconds: float,
+) -> pa.Table:
+    """One row per game of this round; `verdicts` are judge.verdict.Verdict records."""
+    per_game = play_seconds / max(len(prompts), 1)
+    rows = [
+        {
+            "game_id": f"r{round_:05d}-g{i:06d}",
+            "round": round_,
+            "mode": mode,
+            "policy_a": policy_a[0],
+            "version_a": policy_a[1],
+            "policy_b": opp[0],
+            "version_b": opp[1],
+            "prompt": prompt,
+            "response_a": a,
+            "response_b": b,
+            "score_a": v.score_a,
+            "score_b": v.score_b,
+            "winner": v.winner,
+            "judge": judge,
+            "reason": v.reason,
+            "play_seconds": per_game,
+        }
+        for i, (opp, prompt, a, b, v) in enumerate(zip(opponents, prompts, responses_a, responses_b, verdicts, strict=True))
+    ]
+    return pa.Table.from_pylist(rows, schema=GAME_SCHEMA)

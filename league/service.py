@@ -1,0 +1,68 @@
+"""What the league actor hosts: the league's state plus the run's game and pair records.
+
+Responses and verdicts arrive here straight from the generators and the judge (as Ray
+object references resolved by Ray), so the driver never carries the games themselves.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from judge.verdict import Verdict
+from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
+from league.records import games_table, pairs_from_games, write_table_atomic
+
+SCORE_OF_WINNER = {"a": 1.0, "tie": 0.5, "b": 0.0}
+
+
+class LeagueService:
+    def __init__(self, run_dir: str | Path, settings: LeagueSettings, seed: int = 0) -> None:
+        self.run_dir = Path(run_dir)
+        self.state_path = self.run_dir / "league.json"
+        self.league = League.load(self.state_path) if self.state_path.exists() else League(settings)
+        self.rng = np.random.default_rng(seed)
+
+    def admit(self, version: int, checkpoint: str) -> Snapshot:
+        snap = self.league.admit(version, checkpoint)
+        self.league.save(self.state_path)
+        return snap
+
+    def matchmake(self, n: int) -> list[str]:
+        return self.league.matchmake(n, self.rng)
+
+    def checkpoints(self) -> dict[str, tuple[str, int]]:
+        """Snapshot name -> (checkpoint path, version), what an opponent generator needs to serve it."""
+        return {s.name: (s.checkpoint, s.version) for s in self.league.population}
+
+    def ratings(self) -> dict[str, float]:
+        return dict(self.league.ratings)
+
+    def record_round(
+        self,
+        round_: int,
+        current_version: int,
+        prompts: list[str],
+        opponents: list[str],
+        responses_a: list[str],
+        responses_b: list[str],
+        verdicts: list[Verdict],
+        judge: str,
+        play_seconds: float,
+        mode: str = "head_to_head",
+    ) -> tuple[RoundSummary, pa.Table]:
+        """Write the round's games and pairs, update ratings, save the league; return the summary and the pairs."""
+        versions = {s.name: s.version for s in self.league.population}
+        games = games_table(
+            round_, mode, (CURRENT, current_version), [(o, versions[o]) for o in opponents],
+            prompts, responses_a, responses_b, verdicts, judge, play_seconds,
+        )
+        pairs = pairs_from_games(games)
+        write_table_atomic(games, self.run_dir / "games" / f"round-{round_:05d}.parquet")
+        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}.parquet")
+        results = [GameResult(CURRENT, o, SCORE_OF_WINNER[v.winner]) for o, v in zip(opponents, verdicts)]
+        self.league.record(results)
+        summary = self.league.summarize_round(results, current_version)
+        self.league.save(self.state_path)
+        return summary, pairs

@@ -1,0 +1,1 @@
+"""The learner: SFT warm-up, DPO on self-play pairs, checkpoints and weight publication."""

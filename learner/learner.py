@@ -1,0 +1,159 @@
+"""The learner: one policy, its frozen reference, and an optimizer that lives across iterations.
+
+Plain Python (the Ray actor only hosts it), so every step can be unit-tested without Ray.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from learner.dpo import dpo_loss
+from learner.sequences import encode_pairs, token_logps
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    beta: float = 0.1
+    learning_rate: float = 2e-4
+    nll_weight: float = 1.0
+    batch_size: int = 64
+    epochs: int = 1
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    ref_refresh_every: int = 3
+
+
+@dataclass(frozen=True)
+class WeightUpdate:
+    """What a generator needs to serve a new policy version: checkpoint-format names and tensors."""
+
+    version: int
+    weights: dict[str, torch.Tensor]
+
+
+class Learner:
+    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0) -> None:
+        # Ray pins OMP_NUM_THREADS to an actor's CPU reservation (1 for none); the learner runs
+        # while the generators wait, so it takes every core this process may use.
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.manual_seed(seed)
+        self.settings = dpo
+        self.rng = np.random.default_rng(seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        self.policy.train()
+        self.reference = self._frozen_copy()
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=dpo.learning_rate, weight_decay=dpo.weight_decay
+        )
+        self._sft_optimizer: torch.optim.Optimizer | None = None
+        self.version = 0
+        self.iterations = 0
+
+    def _frozen_copy(self) -> torch.nn.Module:
+        reference = copy.deepcopy(self.policy).eval()
+        for p in reference.parameters():
+            p.requires_grad_(False)
+        return reference
+
+    def refresh_reference(self) -> None:
+        self.reference.load_state_dict(self.policy.state_dict())
+
+    def sft_steps(self, batches: list[tuple[list[str], list[str]]], learning_rate: float) -> float:
+        """Next-token training on the responses of (prompts, responses) batches; returns the mean loss.
+
+        Runs in chunks so the driver can show progress; the reference follows the policy,
+        because self-play starts from the SFT model.
+        """
+        if self._sft_optimizer is None:
+            self._sft_optimizer = torch.optim.AdamW(self.policy.parameters(), lr=learning_rate)
+        losses = []
+        for prompts, responses in batches:
+            batch = encode_pairs(self.tokenizer, prompts, responses)
+            per_token, mask = token_logps(self.policy, batch)
+            loss = -per_token.sum() / mask.sum()
+            self._sft_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._sft_optimizer.step()
+            losses.append(loss.item())
+        self.refresh_reference()
+        return float(np.mean(losses)) if losses else 0.0
+
+    @torch.no_grad()
+    def exact_match(self, prompts: list[str], responses: list[str]) -> float:
+        """Fraction of prompts whose greedy continuation is exactly the response (one teacher-forced pass)."""
+        batch = encode_pairs(self.tokenizer, prompts, responses)
+        logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        hits = logits[:, :-1].argmax(-1) == batch["input_ids"][:, 1:]
+        in_response = batch["completion_mask"][:, 1:].bool()
+        return (hits | ~in_response).all(-1).float().mean().item()
+
+    def train(self, pairs: pa.Table) -> dict[str, float]:
+        """One self-play iteration of DPO on a table with `prompt`, `chosen`, `rejected` columns.
+
+        With no pairs (every game a tie) nothing changes and the version stays.
+        """
+        s = self.settings
+        start = time.perf_counter()
+        stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}
+        n = pairs.num_rows
+        if n:
+            prompts, chosen, rejected = (pairs.column(c).to_pylist() for c in ("prompt", "chosen", "rejected"))
+            for _ in range(s.epochs):
+                order = self.rng.permutation(n)
+                for begin in range(0, n, s.batch_size):
+                    idx = order[begin : begin + s.batch_size]
+                    out = self._dpo_step([prompts[i] for i in idx], [chosen[i] for i in idx], [rejected[i] for i in idx])
+                    for key, value in out.items():
+                        stats[key].append(value)
+            self.version += 1
+        self.iterations += 1
+        if s.ref_refresh_every and self.iterations % s.ref_refresh_every == 0:
+            self.refresh_reference()
+        summary = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+        summary.update(pairs=float(n), steps=float(len(stats["loss"])), seconds=time.perf_counter() - start)
+        return summary
+
+    def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> dict[str, float]:
+        k = len(prompts)
+        batch = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected)
+        per_token, mask = token_logps(self.policy, batch)
+        with torch.no_grad():
+            ref = token_logps(self.reference, batch)[0].sum(-1)
+        out = dpo_loss(per_token[:k], per_token[k:], mask[:k], ref[:k], ref[k:], self.settings.beta, self.settings.nll_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
+        return {
+            "loss": out.loss.item(),
+            "dpo_loss": out.dpo.item(),
+            "nll": out.nll.item(),
+            "reward_accuracy": out.reward_accuracy,
+            "reward_margin": out.reward_margin,
+        }
+
+    def publish(self) -> WeightUpdate:
+        """The current weights under their checkpoint names, detached copies safe to ship."""
+        return WeightUpdate(self.version, {k: v.detach().clone() for k, v in self.policy.state_dict().items()})
+
+    def save_checkpoint(self, path: str | Path) -> str:
+        """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into place."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.policy.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+        return str(path)

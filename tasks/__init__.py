@@ -1,0 +1,1 @@
+"""Built-in verifiable tasks: prompts with known answers, so a rule judge can score them."""

@@ -1,0 +1,67 @@
+"""Multi-digit addition: a task whose every answer can be checked exactly.
+
+Problems are split by a hash of the operands, not by sampling order, so the held-out set
+never leaks into training whatever seed or sample size a run uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str
+    answer: str
+
+
+class AdditionTask:
+    """`a+b=` prompts with `digits`-digit operands; the answer is the decimal sum.
+
+    With `reverse=True` (the default) operands are zero-padded and the sum is written
+    least-significant digit first, `012+345=753`: each digit then depends only on digits
+    already seen plus a carry, which a two-layer model learns in seconds on a CPU; written
+    most-significant first, the same model needs many times the steps.
+    """
+
+    def __init__(self, digits: int = 3, held_out_every: int = 10, reverse: bool = True) -> None:
+        self.digits = digits
+        self.held_out_every = held_out_every
+        self.reverse = reverse
+        self.limit = 10**digits
+
+    def problem(self, a: int, b: int) -> Problem:
+        if not self.reverse:
+            return Problem(prompt=f"{a}+{b}=", answer=str(a + b))
+        width = self.digits
+        return Problem(prompt=f"{a:0{width}d}+{b:0{width}d}=", answer=f"{a + b:0{width + 1}d}"[::-1])
+
+    def is_held_out(self, a: int, b: int) -> bool:
+        return (a * 7919 + b * 104729) % self.held_out_every == 0
+
+    def sample_train(self, n: int, rng: np.random.Generator) -> list[Problem]:
+        """`n` training problems; held-out operand pairs are redrawn."""
+        problems: list[Problem] = []
+        while len(problems) < n:
+            a, b = (int(x) for x in rng.integers(0, self.limit, size=2))
+            if not self.is_held_out(a, b):
+                problems.append(self.problem(a, b))
+        return problems
+
+    def held_out(self, n: int, seed: int = 1234) -> list[Problem]:
+        """A fixed held-out set: the same `n` problems for every iteration and every run with this seed."""
+        rng = np.random.default_rng(seed)
+        problems: list[Problem] = []
+        while len(problems) < n:
+            a, b = (int(x) for x in rng.integers(0, self.limit, size=2))
+            if self.is_held_out(a, b):
+                problems.append(self.problem(a, b))
+        return problems
+
+
+def accuracy(problems: list[Problem], responses: list[str]) -> float:
+    """Fraction of responses that are exactly the answer (whitespace around it ignored)."""
+    if not problems:
+        return 0.0
+    return sum(r.strip() == p.answer for p, r in zip(problems, responses, strict=True)) / len(problems)
