@@ -71,6 +71,7 @@ class SFTConfig(_Section):
     steps: int = Field(2000, ge=0)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(100, ge=1, description="linear learning-rate warm-up")
     stop_at_accuracy: float | None = Field(0.4, gt=0, le=1)
     validation_size: int = Field(256, ge=8)
 

@@ -76,7 +76,7 @@ class Orchestrator:
             for _ in range(min(SFT_CHUNK, sft.steps - begin)):
                 problems = self.task.sample_train(sft.batch_size, self.rng)
                 batches.append(([p.prompt for p in problems], [p.answer for p in problems]))
-            loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate))
+            loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
             val = ray.get(self.learner.exact_match.remote(*val_args))
             bar.update(len(batches))
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val:.2f}")

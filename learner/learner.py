@@ -68,7 +68,9 @@ class Learner:
     def refresh_reference(self) -> None:
         self.reference.load_state_dict(self.policy.state_dict())
 
-    def sft_steps(self, batches: list[tuple[list[str], list[str]]], learning_rate: float) -> float:
+    def sft_steps(
+        self, batches: list[tuple[list[str], list[str]]], learning_rate: float, warmup_steps: int = 100
+    ) -> float:
         """Next-token training on the responses of (prompts, responses) batches; returns the mean loss.
 
         Runs in chunks so the driver can show progress; the reference follows the policy,
@@ -76,6 +78,7 @@ class Learner:
         """
         if self._sft_optimizer is None:
             self._sft_optimizer = torch.optim.AdamW(self.policy.parameters(), lr=learning_rate)
+            self._sft_steps = 0
         losses = []
         for prompts, responses in batches:
             batch = encode_pairs(self.tokenizer, prompts, responses)
@@ -83,6 +86,12 @@ class Learner:
             loss = -per_token.sum() / mask.sum()
             self._sft_optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # Linear warm-up and clipping: without them a model trained from scratch at this
+            # learning rate can spike back to its starting loss.
+            self._sft_steps += 1
+            for group in self._sft_optimizer.param_groups:
+                group["lr"] = learning_rate * min(1.0, self._sft_steps / warmup_steps)
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
             self._sft_optimizer.step()
             losses.append(loss.item())
         self.refresh_reference()

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.cli import main
+from cluster.config import ConfigError, load_recipe, parse_config
+
+
+def test_default_recipe_loads() -> None:
+    config = load_recipe()
+    assert config.task.digits == 3
+    assert config.league.admission_threshold == 0.6
+
+
+def test_unknown_key_names_the_key_and_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"dpo": {"betta": 0.1}})
+    message = str(err.value)
+    assert "dpo.betta: unknown key" in message
+    assert "beta" in message and "learning_rate" in message
+
+
+def test_negative_learning_rate_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"dpo\.learning_rate: .*greater than 0"):
+        parse_config({"dpo": {"learning_rate": -1e-4}})
+
+
+def test_missing_model_path_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model\.path.*leave model\.path out"):
+        parse_config({"model": {"path": str(tmp_path / "nowhere")}})
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_recipe(recipe)
+
+
+def test_dotted_overrides_apply() -> None:
+    config = load_recipe(None, {"dpo.beta": 0.25, "self_play.iterations": 2})
+    assert config.dpo.beta == 0.25 and config.self_play.iterations == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"unknown_section": {}},
+        {"dpo": {"learning_rate": -1.0}},
+        {"model": {"path": "/definitely/not/a/model"}},
+    ],
+)
+def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({**bad, "run_dir": str(run_dir)}))
+    assert main(["run", str(recipe)]) == 2
+    assert "problem(s) in the configuration" in capsys.readouterr().err
+    assert not run_dir.exists()

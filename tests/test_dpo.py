@@ -1,0 +1,89 @@
+"""The DPO objective against TRL's, and what one learner step may and may not change."""
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+
+from learner.dpo import dpo_loss
+from learner.learner import DPOSettings, Learner
+from learner.sequences import encode_pairs, token_logps
+
+PROMPTS = ["012+345=", "999+001=", "500+500=", "123+456="]
+CHOSEN = ["7530", "0001", "00001", "9750"]
+REJECTED = ["7531", "01", "0000", "975"]
+
+
+def _perturbed(model: torch.nn.Module, scale: float) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model
+
+
+@pytest.mark.parametrize("nll_weight", [0.0, 1.0])
+def test_loss_equals_trl_on_the_same_batch(tiny_model: Path, tmp_path: Path, nll_weight: float) -> None:
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    policy = _perturbed(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), 0.05)
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    loss_type, weights = (["sigmoid", "sft"], [1.0, nll_weight]) if nll_weight else (["sigmoid"], [1.0])
+    args = DPOConfig(
+        output_dir=str(tmp_path), beta=0.1, loss_type=loss_type, loss_weights=weights, report_to=[], use_cpu=True
+    )
+    data = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)])
+    trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer)
+    examples = [
+        {
+            "prompt_ids": tokenizer(p)["input_ids"],
+            "chosen_ids": tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id],
+            "rejected_ids": tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id],
+        }
+        for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)
+    ]
+    inputs = trainer.data_collator(examples)
+    trl_loss = trainer.compute_loss(trainer.model, inputs).item()
+
+    batch = encode_pairs(tokenizer, PROMPTS + PROMPTS, CHOSEN + REJECTED)
+    assert torch.equal(batch["input_ids"], inputs["input_ids"])
+    assert torch.equal(batch["completion_mask"], inputs["completion_mask"])
+    k = len(PROMPTS)
+    with torch.no_grad():
+        per_token, mask = token_logps(trainer.model, batch)
+        ref = token_logps(reference, batch)[0].sum(-1)
+    ours = dpo_loss(per_token[:k], per_token[k:], mask[:k], ref[:k], ref[k:], beta=0.1, nll_weight=nll_weight)
+    assert ours.loss.item() == pytest.approx(trl_loss, abs=1e-5)
+
+
+def test_a_step_changes_every_trainable_parameter_and_not_the_reference(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(batch_size=8, ref_refresh_every=0))
+    before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
+    ref_before = {k: v.clone() for k, v in learner.reference.state_dict().items()}
+    pairs = pa.table({"prompt": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED})
+    stats = learner.train(pairs)
+    assert stats["steps"] == 1 and stats["pairs"] == 4
+    assert learner.version == 1
+    for name, param in learner.policy.named_parameters():
+        assert not torch.equal(param.detach(), before[name]), f"{name} did not change"
+    for name, tensor in learner.reference.state_dict().items():
+        assert torch.equal(tensor, ref_before[name]), f"reference {name} changed"
+    assert all(not p.requires_grad for p in learner.reference.parameters())
+
+
+def test_no_pairs_no_step_and_reference_refresh(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(batch_size=8, ref_refresh_every=2))
+    empty = pa.table({"prompt": pa.array([], pa.string()), "chosen": pa.array([], pa.string()), "rejected": pa.array([], pa.string())})
+    assert learner.train(empty)["steps"] == 0 and learner.version == 0
+    learner.train(pa.table({"prompt": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED}))  # second iteration: refresh
+    for name, tensor in learner.reference.state_dict().items():
+        assert torch.equal(tensor, learner.policy.state_dict()[name])
+
+
+def test_sft_teaches_a_fixed_answer(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings())
+    assert learner.exact_match(["1+1="], ["2"]) == 0.0
+    learner.sft_steps([(["1+1="] * 8, ["2"] * 8)] * 30, learning_rate=1e-2)
+    assert learner.exact_match(["1+1="], ["2"]) == 1.0
