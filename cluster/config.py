@@ -32,6 +32,10 @@ class TaskConfig(_Section):
     held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
 
 
+# vLLM 0.32's CPU attention backend (CPUAttentionBackend.get_supported_head_sizes).
+CPU_ATTENTION_HEAD_SIZES = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512})
+
+
 class TinyModelConfig(_Section):
     """Shape of the Llama-style model built from scratch when no `model.path` is given."""
 
@@ -41,9 +45,15 @@ class TinyModelConfig(_Section):
     intermediate_size: int = Field(512, ge=16)
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "TinyModelConfig":
+    def _head_size_is_servable(self) -> "TinyModelConfig":
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        head = self.hidden_size // self.num_heads
+        if head not in CPU_ATTENTION_HEAD_SIZES:
+            raise ValueError(
+                f"hidden_size / num_heads = {head}, a head size vLLM's CPU attention cannot serve; "
+                f"choose num_heads so it is one of {sorted(CPU_ATTENTION_HEAD_SIZES)}"
+            )
         return self
 
 
@@ -70,9 +80,9 @@ class SFTConfig(_Section):
 
     steps: int = Field(2000, ge=0)
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(100, ge=1, description="linear learning-rate warm-up")
-    stop_at_accuracy: float | None = Field(0.4, gt=0, le=1)
+    stop_at_accuracy: float | None = Field(0.3, gt=0, le=1)
     validation_size: int = Field(256, ge=8)
 
 

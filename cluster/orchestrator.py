@@ -27,7 +27,7 @@ from learner.learner import DPOSettings
 from learner.tiny_model import build_tiny_model
 from tasks.addition import AdditionTask, accuracy
 
-SFT_CHUNK = 25  # SFT steps per call to the learner, so the driver can show progress
+SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 
 
 class Orchestrator:

@@ -14,7 +14,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with the character tokenizer, saved with save_pretrained."""
     from learner.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", hidden_size=64, num_layers=2, intermediate_size=128)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
 
 
 @pytest.fixture(scope="session")

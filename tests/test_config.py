@@ -58,3 +58,8 @@ def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, ca
     assert main(["run", str(recipe)]) == 2
     assert "problem(s) in the configuration" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_head_size_the_cpu_engine_cannot_serve_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"model\.tiny: .*head size .*choose num_heads"):
+        parse_config({"model": {"tiny": {"hidden_size": 64, "num_heads": 4}}})

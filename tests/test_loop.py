@@ -17,7 +17,7 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
     config = parse_config(
         {
             "run_dir": str(run_dir),
-            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "intermediate_size": 128}},
+            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
             "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
             "self_play": {"iterations": 2, "games_per_iteration": 96},
             # admit every round so the opponent generator must switch snapshots
