@@ -115,14 +115,14 @@ class DPOConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0)
     nll_weight: float = Field(1.0, ge=0)
     batch_size: int = Field(64, ge=1)
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(2, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     ref_refresh_every: int = Field(3, ge=0, description="refresh the reference every N iterations; 0 never")
 
 
 class SelfPlayConfig(_Section):
-    iterations: int = Field(20, ge=1)
+    iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
 
 
