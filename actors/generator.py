@@ -72,22 +72,25 @@ class Generator:
 
     def generate(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[str]:
         """One completion per prompt; `seeds` makes each one reproducible (and distinct per side)."""
+        return [out.text for out in self._complete(prompts, sampling, seeds)]
+
+    def generate_tokens(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[list[int]]:
+        """As `generate`, but the completion's token ids (EOS included when generation stopped on it)."""
+        return [list(out.token_ids) for out in self._complete(prompts, sampling, seeds)]
+
+    def _complete(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None) -> list:
         from vllm import SamplingParams
 
         if not prompts:
             return []
-        seeds = seeds if seeds is not None else [None] * len(prompts)  # type: ignore[list-item]
+        per_prompt = seeds if seeds is not None else [None] * len(prompts)
         params = [
             SamplingParams(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_new_tokens,
-                seed=seed,
+                temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens, seed=seed
             )
-            for seed in seeds
+            for seed in per_prompt
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [out.outputs[0].text for out in outputs]
+        return [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
 
     def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
         """Swap in new weights (checkpoint names) and serve them as `update.version`."""

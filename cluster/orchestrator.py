@@ -50,8 +50,7 @@ class Orchestrator:
         base = cfg.model.path or build_tiny_model(
             self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
         )
-        d = cfg.dpo
-        settings = DPOSettings(d.beta, d.learning_rate, d.nll_weight, d.batch_size, d.epochs, d.max_grad_norm, d.weight_decay, d.ref_refresh_every)
+        settings = DPOSettings(**cfg.dpo.model_dump())
         self.learner = learner_actor("selfplay-learner", Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
         self.league = league_actor("selfplay-league", self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
         self.judge = judge_actor("selfplay-judge", cfg.judge.kind)

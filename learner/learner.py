@@ -56,6 +56,7 @@ class Learner:
             self.policy.parameters(), lr=dpo.learning_rate, weight_decay=dpo.weight_decay
         )
         self._sft_optimizer: torch.optim.Optimizer | None = None
+        self._sft_steps = 0
         self.version = 0
         self.iterations = 0
 
@@ -78,7 +79,6 @@ class Learner:
         """
         if self._sft_optimizer is None:
             self._sft_optimizer = torch.optim.AdamW(self.policy.parameters(), lr=learning_rate)
-            self._sft_steps = 0
         losses = []
         for prompts, responses in batches:
             batch = encode_pairs(self.tokenizer, prompts, responses)

@@ -12,13 +12,13 @@ from learner.learner import DPOSettings, Learner
 PROMPTS = ["012+345=", "999+001=", "5+5=", "hello ", "77+23=", "abc"]
 
 
-def _hf_greedy(learner: Learner, prompts: list[str], max_new_tokens: int) -> list[str]:
+def _hf_greedy_tokens(learner: Learner, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
     out = []
     for prompt in prompts:
         ids = learner.tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
             gen = learner.policy.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-        out.append(learner.tokenizer.decode(gen[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
+        out.append(gen[0, ids["input_ids"].shape[1] :].tolist())
     return out
 
 
@@ -37,10 +37,12 @@ def test_broadcast_then_vllm_greedy_equals_transformers_greedy(ray_cluster, tiny
 
     version = ray.get(gen.load_weights.remote(ray.put(update)))
     assert version == 2 and ray.get(gen.serving.remote()) == ("current", 2)
-    after = ray.get(gen.generate.remote(PROMPTS, GREEDY))
-    expected = _hf_greedy(learner, PROMPTS, GREEDY.max_new_tokens)
-    assert after == expected
-    assert after != before
+    after = ray.get(gen.generate_tokens.remote(PROMPTS, GREEDY))
+    expected = _hf_greedy_tokens(learner, PROMPTS, GREEDY.max_new_tokens)
+    assert after == expected  # token for token, EOS included
+    texts = ray.get(gen.generate.remote(PROMPTS, GREEDY))
+    assert texts == learner.tokenizer.batch_decode(expected, skip_special_tokens=True)
+    assert texts != before
 
     # and a frozen snapshot loads from its checkpoint on disk
     ray.get(gen.load_checkpoint.remote(str(tiny_model), "v0", 0))
