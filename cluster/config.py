@@ -103,7 +103,9 @@ class LeagueConfig(_Section):
     initial_elo: float = 1000.0
     elo_scale: float = Field(400.0, gt=0)
     k_factor: float = Field(4.0, gt=0)
-    matchmaking: Literal["previous", "uniform"] = "previous"
+    matchmaking: Literal["previous", "uniform", "pfsp", "near_skill"] = "previous"
+    pfsp_weighting: Literal["squared", "variance", "linear", "linear_capped"] = "squared"
+    near_skill_width: float = Field(100.0, gt=0, description="Elo gap weighted exp(-1/2) by near_skill")
     admission_threshold: float = Field(0.6, gt=0, le=1)
     min_admission_games: int = Field(32, ge=1)
 

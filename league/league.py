@@ -9,14 +9,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 
 from league.elo import elo_update
+from league.matchmaking import Matchmaking, PFSPWeighting, near_skill_probabilities, pfsp_probabilities, sample_opponents
 
 CURRENT = "current"
-Matchmaking = Literal["previous", "uniform"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,8 @@ class LeagueSettings:
     elo_scale: float = 400.0
     k_factor: float = 4.0
     matchmaking: Matchmaking = "previous"
+    pfsp_weighting: PFSPWeighting = "squared"
+    near_skill_width: float = 100.0
     admission_threshold: float = 0.6
     min_admission_games: int = 32
 
@@ -88,10 +88,23 @@ class League:
 
     def matchmake(self, n: int, rng: np.random.Generator) -> list[str]:
         """Opponents for `n` games of the current policy."""
-        if self.settings.matchmaking == "previous":
-            return [self.latest.name] * n
+        return sample_opponents([s.name for s in self.population], self.opponent_probabilities(), n, rng)
+
+    def opponent_probabilities(self) -> np.ndarray:
+        """The chance that each snapshot, in population order, is the next opponent."""
         names = [s.name for s in self.population]
-        return [names[i] for i in rng.integers(0, len(names), size=n)]
+        kind = self.settings.matchmaking
+        if not names:
+            raise LookupError("the league has no snapshot yet; admit the starting policy first")
+        if kind == "previous":
+            return np.eye(len(names))[-1]
+        if kind == "uniform":
+            return np.full(len(names), 1 / len(names))
+        if kind == "pfsp":
+            rates = np.array([self.win_rate(CURRENT, name) for name in names])
+            return pfsp_probabilities(rates, self.settings.pfsp_weighting)
+        elos = np.array([self.ratings[name] for name in names])
+        return near_skill_probabilities(elos, self.ratings[CURRENT], self.settings.near_skill_width)
 
     def record(self, results: list[GameResult]) -> None:
         """Online Elo, game by game in order, and the win-rate matrix."""
