@@ -128,6 +128,15 @@ class SelfPlayConfig(_Section):
     games_per_iteration: int = Field(1024, ge=1)
 
 
+class EvalConfig(_Section):
+    """What is measured every iteration besides held-out accuracy."""
+
+    diversity_prompts: int = Field(16, ge=1, description="fixed held-out prompts sampled for diversity")
+    diversity_samples: int = Field(8, ge=2, description="samples per diversity prompt")
+    min_distinct_2: float = Field(0.05, ge=0, le=1, description="warn of mode collapse below this distinct-2")
+    bootstrap_samples: int = Field(100, ge=10, description="bootstrap draws for Bradley-Terry intervals")
+
+
 class ClusterConfig(_Section):
     address: str | None = Field(None, description="Ray address to join; leave out to start a local cluster")
     num_cpus: int | None = Field(None, ge=1, description="logical CPUs of the local cluster; default max(4, cores)")
@@ -147,6 +156,7 @@ class RunConfig(_Section):
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
+    eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()
 
 

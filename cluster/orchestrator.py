@@ -18,10 +18,12 @@ from tqdm.auto import tqdm
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
 from cluster.config import RunConfig
+from cluster.diversity import diversity
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
 from league.actor import league_actor
 from league.league import LeagueSettings
+from league.ratings import wilson_interval
 from learner.actor import learner_actor
 from learner.learner import DPOSettings
 from learner.tiny_model import build_tiny_model
@@ -38,6 +40,7 @@ class Orchestrator:
         self.rng = np.random.default_rng(config.seed)
         self.task = AdditionTask(config.task.digits, config.task.held_out_every, config.task.reverse)
         self.held_out = self.task.held_out(config.task.held_out_size, seed=config.seed + 1234)
+        self.diversity_prompts = [p.prompt for p in self.held_out[: config.eval.diversity_prompts]]
         g = config.generator
         self.sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
         self.greedy = Sampling(GREEDY.temperature, GREEDY.top_p, g.max_new_tokens)
@@ -111,11 +114,16 @@ class Orchestrator:
 
         stats = ray.get(self.learner.train.remote(pairs))
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
+        low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
         return {
             "iteration": it,
             "accuracy": self.evaluate(),
             "win_rate_vs_previous": summary.win_rate_vs_latest,
+            "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None,
             "elo": summary.elo,
+            "elo_by_policy": ray.get(self.league.ratings.remote()),
+            "bt_by_policy": ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples)),
+            **self.measure_diversity(),
             "games": summary.games,
             "games_per_s": summary.games / play_seconds,
             "pairs": int(stats["pairs"]),
@@ -131,6 +139,19 @@ class Orchestrator:
         responses = ray.get(self.policy_gen.generate.remote([p.prompt for p in self.held_out], self.greedy))
         return accuracy(self.held_out, responses)
 
+    def measure_diversity(self) -> dict[str, Any]:
+        """Distinct-n and self-BLEU of sampled answers to a fixed prompt set, with the same seeds every time."""
+        e = self.config.eval
+        prompts = [p for p in self.diversity_prompts for _ in range(e.diversity_samples)]
+        seeds = list(range(len(prompts)))
+        tokens = ray.get(self.policy_gen.generate_tokens.remote(prompts, self.sampling, seeds))
+        groups = [tokens[i : i + e.diversity_samples] for i in range(0, len(tokens), e.diversity_samples)]
+        measured: dict[str, Any] = diversity(groups)
+        measured["mode_collapse"] = measured["distinct_2"] < e.min_distinct_2
+        if measured["mode_collapse"]:
+            self._print(f"warning: distinct-2 {measured['distinct_2']:.3f} is below {e.min_distinct_2}: the policy may be collapsing")
+        return measured
+
     def run_loop(self) -> dict[str, Any]:
         started = time.perf_counter()
         initial = self.evaluate()
@@ -144,6 +165,7 @@ class Orchestrator:
             rows.append(row)
             self._print(format_row(row))
         ratings = ray.get(self.league.ratings.remote())
+        bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
         snapshots = sorted(ray.get(self.league.checkpoints.remote()), key=lambda s: int(s[1:]))
         summary = {
             "initial_accuracy": initial,
@@ -151,6 +173,7 @@ class Orchestrator:
             "best_accuracy": max([initial] + [r["accuracy"] for r in rows]),
             "snapshots": snapshots,
             "elo_by_policy": ratings,
+            "bt_by_policy": bt,
             "games": sum(r["games"] for r in rows),
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
@@ -167,7 +190,8 @@ def format_row(row: dict[str, Any]) -> str:
     wr = row["win_rate_vs_previous"]
     return (
         f"iter {row['iteration']:3d}  acc {row['accuracy']:.3f}  win-rate-vs-prev {'  n/a' if wr is None else f'{wr:.3f}'}  "
-        f"elo {row['elo']:7.1f}  games {row['games']:5d}  games/s {row['games_per_s']:7.1f}  pairs {row['pairs']:4d}"
+        f"elo {row['elo']:7.1f}  games {row['games']:5d}  games/s {row['games_per_s']:6.1f}  pairs {row['pairs']:4d}  "
+        f"distinct-2 {row['distinct_2']:.2f}"
         + (f"  admitted {row['admitted']}" if row["admitted"] else "")
     )
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from judge.verdict import Verdict
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
+from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
 
 SCORE_OF_WINNER = {"a": 1.0, "tie": 0.5, "b": 0.0}
@@ -38,6 +39,11 @@ class LeagueService:
 
     def ratings(self) -> dict[str, float]:
         return dict(self.league.ratings)
+
+    def bradley_terry(self, samples: int) -> dict[str, list[float]]:
+        """Bradley-Terry rating and 95% interval per policy, fitted on every game so far."""
+        rated = bradley_terry_with_intervals(self.league.results, self.rng, samples=samples)
+        return {name: [r.rating, r.low, r.high] for name, r in rated.items()}
 
     def record_round(
         self,

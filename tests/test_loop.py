@@ -40,6 +40,20 @@ def test_games_on_disk_equal_games_played(two_iterations) -> None:
         assert key in rows[-1]
 
 
+def test_each_iteration_reports_intervals_ratings_and_diversity(two_iterations) -> None:
+    summary, run_dir = two_iterations
+    last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    low, high = last["win_rate_vs_previous_ci"]
+    assert low <= last["win_rate_vs_previous"] <= high
+    assert set(last["elo_by_policy"]) == set(summary["snapshots"]) | {"current"}
+    played = set(read_tables(run_dir / "games", GAME_SCHEMA).column("policy_b").to_pylist()) | {"current"}
+    assert set(last["bt_by_policy"]) == played  # Bradley-Terry rates those with games
+    for rating, lo, hi in last["bt_by_policy"].values():
+        assert lo <= rating <= hi
+    assert 0 < last["distinct_1"] <= 1 and 0 <= last["distinct_2"] <= 1 and 0 <= last["self_bleu"] <= 1
+    assert isinstance(last["mode_collapse"], bool)
+
+
 def test_every_pair_refers_to_a_recorded_decisive_game(two_iterations) -> None:
     _, run_dir = two_iterations
     games = {g["game_id"]: g for g in read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()}
