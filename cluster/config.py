@@ -123,6 +123,19 @@ class DPOConfig(_Section):
     ref_refresh_every: int = Field(3, ge=0, description="refresh the reference every N iterations; 0 never")
 
 
+class DataConfig(_Section):
+    """Real preference data mixed into every DPO update."""
+
+    preferences: Path | None = Field(None, description="Parquet or JSONL with prompt, chosen, rejected")
+    preference_ratio: float = Field(0.5, ge=0, description="external pairs per self-play pair")
+
+    @model_validator(mode="after")
+    def _file_exists(self) -> "DataConfig":
+        if self.preferences is not None and not self.preferences.is_file():
+            raise ValueError(f"data.preferences {str(self.preferences)!r} is not a file; give a .parquet or .jsonl path")
+        return self
+
+
 class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
@@ -156,6 +169,7 @@ class RunConfig(_Section):
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
+    data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()
 

@@ -58,6 +58,8 @@ class Orchestrator:
         self.league = league_actor("selfplay-league", self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
         self.judge = judge_actor("selfplay-judge", cfg.judge.kind)
         self.judge_name = ray.get(self.judge.name.remote())
+        if cfg.data.preferences is not None:
+            ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
         self.warm_up()
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
         ray.get(self.league.admit.remote(0, v0))
@@ -127,6 +129,7 @@ class Orchestrator:
             "games": summary.games,
             "games_per_s": summary.games / play_seconds,
             "pairs": int(stats["pairs"]),
+            "external_pairs": int(stats["external_pairs"]),
             "loss": _finite(stats["loss"]),
             "reward_accuracy": _finite(stats["reward_accuracy"]),
             "version": self.version,

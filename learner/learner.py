@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.dpo import dpo_loss
+from learner.mixing import count_source, load_preferences, mix_preferences
 from learner.sequences import encode_pairs, token_logps
 
 
@@ -57,6 +58,8 @@ class Learner:
         )
         self._sft_optimizer: torch.optim.Optimizer | None = None
         self._sft_steps = 0
+        self._external: pa.Table | None = None
+        self._external_ratio = 0.0
         self.version = 0
         self.iterations = 0
 
@@ -65,6 +68,12 @@ class Learner:
         for p in reference.parameters():
             p.requires_grad_(False)
         return reference
+
+    def mix_in(self, path: str | Path, ratio: float) -> int:
+        """From now on every `train` call adds `ratio` external pairs per self-play pair; returns the rows loaded."""
+        self._external = load_preferences(path)
+        self._external_ratio = ratio
+        return self._external.num_rows
 
     def refresh_reference(self) -> None:
         self.reference.load_state_dict(self.policy.state_dict())
@@ -114,6 +123,8 @@ class Learner:
         s = self.settings
         start = time.perf_counter()
         stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}
+        if self._external is not None:
+            pairs = mix_preferences(pairs, self._external, self._external_ratio, self.rng)
         n = pairs.num_rows
         if n:
             prompts, chosen, rejected = (pairs.column(c).to_pylist() for c in ("prompt", "chosen", "rejected"))
@@ -129,7 +140,10 @@ class Learner:
         if s.ref_refresh_every and self.iterations % s.ref_refresh_every == 0:
             self.refresh_reference()
         summary = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
-        summary.update(pairs=float(n), steps=float(len(stats["loss"])), seconds=time.perf_counter() - start)
+        external = count_source(pairs, "external") if "source" in pairs.column_names else 0
+        summary.update(
+            pairs=float(n), external_pairs=float(external), steps=float(len(stats["loss"])), seconds=time.perf_counter() - start
+        )
         return summary
 
     def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> dict[str, float]:

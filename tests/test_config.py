@@ -63,3 +63,8 @@ def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, ca
 def test_head_size_the_cpu_engine_cannot_serve_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"model\.tiny: .*head size .*choose num_heads"):
         parse_config({"model": {"tiny": {"hidden_size": 64, "num_heads": 4}}})
+
+
+def test_missing_preference_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.preferences .* is not a file"):
+        parse_config({"data": {"preferences": str(tmp_path / "none.jsonl")}})

@@ -13,10 +13,14 @@ from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
 @pytest.fixture(scope="module")
 def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    run_dir = tmp_path_factory.mktemp("loop") / "run"
+    root = tmp_path_factory.mktemp("loop")
+    run_dir = root / "run"
+    external = root / "human.jsonl"
+    external.write_text("".join(json.dumps({"prompt": f"{i}+1=", "chosen": str(i + 1)[::-1] + "0", "rejected": "0"}) + "\n" for i in range(9)))
     config = parse_config(
         {
             "run_dir": str(run_dir),
+            "data": {"preferences": str(external), "preference_ratio": 0.5},
             "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
             "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
             "self_play": {"iterations": 2, "games_per_iteration": 96},
@@ -87,3 +91,13 @@ def test_run_directory_holds_what_the_readme_promises(two_iterations) -> None:
         assert key in on_disk
     assert pq.read_schema(next((run_dir / "games").glob("*.parquet"))).equals(GAME_SCHEMA)
     assert not list(run_dir.rglob(".*.tmp-*"))
+
+
+def test_external_preferences_are_mixed_at_the_ratio(two_iterations) -> None:
+    _, run_dir = two_iterations
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][1:]
+    pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA)
+    for row in rows:
+        own = sum(1 for r in pairs.column("round").to_pylist() if r == row["iteration"])
+        assert row["external_pairs"] == round(0.5 * own)
+        assert row["pairs"] == own + row["external_pairs"]

@@ -1,0 +1,66 @@
+"""Mixing real preference data with self-play pairs at a set ratio.
+
+Real pairs (human labels, an existing preference set) anchor the policy where self-play
+alone could drift; the ratio fixes how much of each update they make up, whatever the
+number of self-play pairs an iteration happens to yield.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+
+PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+class PreferenceDataError(ValueError):
+    """An external preference file that cannot be used; the message says what to change."""
+
+
+def load_preferences(path: str | Path) -> pa.Table:
+    """A Parquet or JSONL file with string columns prompt, chosen, rejected (others are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PreferenceDataError(f"preference data {str(path)!r} does not exist")
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+    elif path.suffix in (".jsonl", ".json"):
+        table = pj.read_json(path)
+    else:
+        raise PreferenceDataError(f"preference data {str(path)!r}: expected a .parquet or .jsonl file")
+    missing = [c for c in PREFERENCE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise PreferenceDataError(
+            f"preference data {str(path)!r} lacks column(s) {missing}; it needs {list(PREFERENCE_COLUMNS)}"
+        )
+    table = table.select(list(PREFERENCE_COLUMNS))
+    if table.num_rows == 0:
+        raise PreferenceDataError(f"preference data {str(path)!r} has no rows")
+    try:
+        table = table.cast(pa.schema([(c, pa.string()) for c in PREFERENCE_COLUMNS]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise PreferenceDataError(f"preference data {str(path)!r}: prompt, chosen and rejected must be text ({err})") from None
+    if any(table.column(c).null_count for c in PREFERENCE_COLUMNS):
+        raise PreferenceDataError(f"preference data {str(path)!r} has empty (null) prompt, chosen or rejected values")
+    return table
+
+
+def mix_preferences(self_play: pa.Table, external: pa.Table, ratio: float, rng: np.random.Generator) -> pa.Table:
+    """Self-play pairs plus round(ratio x their number) external pairs drawn without replacement
+    (with replacement once the external set is exhausted), with a `source` column saying which is which."""
+    own = self_play.select(list(PREFERENCE_COLUMNS))
+    own = own.append_column("source", pa.array(["self_play"] * own.num_rows, pa.string()))
+    k = int(round(ratio * own.num_rows))
+    if k == 0:
+        return own
+    idx = rng.choice(external.num_rows, size=k, replace=k > external.num_rows)
+    extra = external.take(pa.array(idx)).append_column("source", pa.array(["external"] * k, pa.string()))
+    return pa.concat_tables([own, extra])
+
+
+def count_source(table: pa.Table, source: str) -> int:
+    return int(pc.sum(pc.equal(table.column("source"), source)).as_py() or 0)
