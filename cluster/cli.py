@@ -22,7 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
+    export = sub.add_parser("human-export", help="write blind pairwise samples of a run's games for human raters")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--n", type=int, default=200, help="how many games to sample (default 200)")
+    export.add_argument("--out", type=Path, help="default RUN_DIR/human_eval")
+    export.add_argument("--key", type=Path, help="the unblinding key (default RUN_DIR/human_eval_key.jsonl)")
+    export.add_argument("--seed", type=int, default=0)
+    fold = sub.add_parser("human-import", help="fold human verdicts (CSV or JSONL: sample_id, verdict 1|2|tie) into the league")
+    fold.add_argument("run_dir", type=Path)
+    fold.add_argument("verdicts", type=Path)
+    fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
     args = parser.parse_args(argv)
+    if args.command == "human-export":
+        return _human_export(args)
+    if args.command == "human-import":
+        return _human_import(args)
 
     try:
         overrides = _overrides(args.set)
@@ -43,6 +57,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _human_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from league.human_eval import export_blind_pairs
+    from league.records import GAME_SCHEMA, read_tables
+
+    games = read_tables(args.run_dir / "games", GAME_SCHEMA)
+    if games.num_rows == 0:
+        print(f"selfplay: no games under {args.run_dir / 'games'}; is {str(args.run_dir)!r} a run directory?", file=sys.stderr)
+        return 2
+    out = args.out or args.run_dir / "human_eval"
+    key = args.key or args.run_dir / "human_eval_key.jsonl"
+    n = export_blind_pairs(games, out, key, args.n, np.random.default_rng(args.seed))
+    print(f"wrote {n} blind samples to {out}/samples.jsonl and samples.csv; the key is {key} (keep it from the raters)")
+    return 0
+
+
+def _human_import(args: argparse.Namespace) -> int:
+    from league.human_eval import HumanEvalError, read_verdicts, verdicts_to_results
+    from league.league import League
+
+    state = args.run_dir / "league.json"
+    key = args.key or args.run_dir / "human_eval_key.jsonl"
+    for path, what in ((state, "league state"), (key, "key"), (args.verdicts, "verdicts file")):
+        if not path.is_file():
+            print(f"selfplay: {what} {str(path)!r} does not exist", file=sys.stderr)
+            return 2
+    try:
+        results = verdicts_to_results(read_verdicts(args.verdicts), key)
+    except HumanEvalError as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
+    league = League.load(state)
+    league.record(results)
+    league.save(state)
+    print(f"folded {len(results)} human verdicts into {state}")
+    print(json.dumps(league.ratings, indent=1))
     return 0
 
 

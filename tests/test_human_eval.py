@@ -1,0 +1,70 @@
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.cli import main
+from judge.verdict import Verdict
+from league.human_eval import HumanEvalError, export_blind_pairs, read_verdicts, verdicts_to_results
+from league.league import CURRENT, League, LeagueSettings
+from league.records import GAME_SCHEMA, games_table, read_tables, write_table_atomic
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    games = games_table(
+        1, "head_to_head", (CURRENT, 3), [("v0", 0)] * 6, [f"p{i}" for i in range(6)],
+        [f"cur{i}" for i in range(6)], [f"old{i}" for i in range(6)], [Verdict("tie", 1, 1, "")] * 6, "exact_answer", 1.0,
+    )
+    write_table_atomic(games, run / "games" / "round-00001.parquet")
+    league = League(LeagueSettings(k_factor=32))
+    league.admit(0, "/ckpt/v0")
+    league.save(run / "league.json")
+    return run
+
+
+def test_export_is_blind_and_the_key_unblinds_it(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    n = export_blind_pairs(read_tables(run / "games", GAME_SCHEMA), tmp_path / "out", tmp_path / "key.jsonl", 6, np.random.default_rng(1))
+    assert n == 6
+    samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    text = (tmp_path / "out" / "samples.jsonl").read_text() + (tmp_path / "out" / "samples.csv").read_text()
+    assert "current" not in text and "v0" not in text and "game_id" not in text
+    key = {k["sample_id"]: k for k in map(json.loads, (tmp_path / "key.jsonl").read_text().splitlines())}
+    firsts = set()
+    for s in samples:
+        k = key[s["sample_id"]]
+        firsts.add(k["policy_1"])
+        assert s["response_1"].startswith("cur" if k["policy_1"] == CURRENT else "old")
+    assert firsts == {CURRENT, "v0"}  # sides really are shuffled
+
+
+def test_cli_round_trip_folds_human_verdicts_into_ratings(tmp_path: Path, capsys) -> None:
+    run = _run_dir(tmp_path)
+    assert main(["human-export", str(run), "--n", "4"]) == 0
+    rows = list(csv.DictReader(open(run / "human_eval" / "samples.csv")))
+    key = {k["sample_id"]: k for k in map(json.loads, (run / "human_eval_key.jsonl").read_text().splitlines())}
+    # the rater always prefers the current policy's answer
+    for row in rows:
+        row["verdict"] = "1" if key[row["sample_id"]]["policy_1"] == CURRENT else "2"
+    with open(tmp_path / "filled.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["human-import", str(run), str(tmp_path / "filled.csv")]) == 0
+    league = League.load(run / "league.json")
+    assert league.ratings[CURRENT] > 1000 > league.ratings["v0"]
+    assert league.win_rate(CURRENT, "v0") == 1.0
+
+
+def test_bad_verdicts_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "v.jsonl"
+    bad.write_text(json.dumps({"sample_id": "s00000", "verdict": "left"}) + "\n")
+    with pytest.raises(HumanEvalError, match="use 1, 2 or tie"):
+        read_verdicts(bad)
+    key = tmp_path / "key.jsonl"
+    key.write_text(json.dumps({"sample_id": "s00001", "policy_1": "a", "policy_2": "b"}) + "\n")
+    with pytest.raises(HumanEvalError, match="not in the key"):
+        verdicts_to_results({"s00000": "1"}, key)
