@@ -136,9 +136,18 @@ class DataConfig(_Section):
         return self
 
 
+class AdversarialConfig(_Section):
+    """Adversarial filtering: `samples` answers to each of `prompts` prompts per iteration."""
+
+    prompts: int = Field(128, ge=1)
+    samples: int = Field(10, ge=2)
+    spread_threshold: float = Field(0.5, ge=0, description="a prompt whose best-minus-worst score exceeds this is a failure")
+
+
 class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
+    modes: list[Literal["head_to_head", "adversarial"]] = Field(["head_to_head"], min_length=1)
 
 
 class EvalConfig(_Section):
@@ -169,6 +178,7 @@ class RunConfig(_Section):
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
+    adversarial: AdversarialConfig = AdversarialConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()

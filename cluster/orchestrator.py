@@ -90,7 +90,37 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ loop
     def iteration(self, it: int) -> dict[str, Any]:
-        """One round: play, judge, record, admit, learn, broadcast, evaluate."""
+        """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
+        start = time.perf_counter()
+        row: dict[str, Any] = {"iteration": it}
+        pairs = []
+        modes = self.config.self_play.modes
+        if "head_to_head" in modes:
+            played, h2h_pairs = self.play_head_to_head(it)
+            row.update(played)
+            pairs.append(h2h_pairs)
+        if "adversarial" in modes:
+            filtered, adversarial_pairs = self.filter_adversarial(it)
+            row.update(filtered)
+            pairs.append(adversarial_pairs)
+
+        stats = ray.get(self.learner.train.remote(*pairs))
+        self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
+        row.update(
+            accuracy=self.evaluate(),
+            **self.measure_diversity(),
+            pairs=int(stats["pairs"]),
+            external_pairs=int(stats["external_pairs"]),
+            loss=_finite(stats["loss"]),
+            reward_accuracy=_finite(stats["reward_accuracy"]),
+            version=self.version,
+            seconds=time.perf_counter() - start,
+        )
+        return row
+
+    def play_head_to_head(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Current policy against matchmade snapshots: games judged and recorded, ratings updated,
+        the policy admitted to the league if it earned it. Returns the row's fields and the pairs."""
         start = time.perf_counter()
         n = self.config.self_play.games_per_iteration
         problems = self.task.sample_train(n, self.rng)
@@ -113,29 +143,31 @@ class Orchestrator:
         if summary.admissible:
             path = self.learner.save_checkpoint.remote(str(self.run.checkpoint(self.version)))
             admitted = ray.get(self.league.admit.remote(self.version, path)).name
-
-        stats = ray.get(self.learner.train.remote(pairs))
-        self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
         low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
         return {
-            "iteration": it,
-            "accuracy": self.evaluate(),
             "win_rate_vs_previous": summary.win_rate_vs_latest,
             "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None,
             "elo": summary.elo,
             "elo_by_policy": ray.get(self.league.ratings.remote()),
             "bt_by_policy": ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples)),
-            **self.measure_diversity(),
             "games": summary.games,
             "games_per_s": summary.games / play_seconds,
-            "pairs": int(stats["pairs"]),
-            "external_pairs": int(stats["external_pairs"]),
-            "loss": _finite(stats["loss"]),
-            "reward_accuracy": _finite(stats["reward_accuracy"]),
-            "version": self.version,
             "admitted": admitted,
-            "seconds": time.perf_counter() - start,
-        }
+        }, pairs
+
+    def filter_adversarial(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Many samples per prompt from the current policy, each scored; wide-spread prompts
+        become the failure set and give (best, worst) pairs."""
+        a = self.config.adversarial
+        problems = self.task.sample_train(a.prompts, self.rng)
+        repeated = [p for p in problems for _ in range(a.samples)]
+        seeds = self.rng.integers(0, 2**31, size=len(repeated)).tolist()
+        responses = self.policy_gen.generate.remote([p.prompt for p in repeated], self.sampling, seeds)
+        scores = self.judge.score.remote(repeated, responses)
+        counts, pairs = self.league.record_failures.options(num_returns=2).remote(
+            it, [p.prompt for p in problems], responses, scores, a.spread_threshold
+        )
+        return ray.get(counts), pairs
 
     def evaluate(self) -> float:
         """Greedy held-out accuracy of the policy the generator now serves."""
@@ -177,7 +209,7 @@ class Orchestrator:
             "snapshots": snapshots,
             "elo_by_policy": ratings,
             "bt_by_policy": bt,
-            "games": sum(r["games"] for r in rows),
+            "games": sum(r.get("games", 0) for r in rows),
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
         }
@@ -190,13 +222,22 @@ class Orchestrator:
 
 
 def format_row(row: dict[str, Any]) -> str:
-    wr = row["win_rate_vs_previous"]
-    return (
-        f"iter {row['iteration']:3d}  acc {row['accuracy']:.3f}  win-rate-vs-prev {'  n/a' if wr is None else f'{wr:.3f}'}  "
-        f"elo {row['elo']:7.1f}  games {row['games']:5d}  games/s {row['games_per_s']:6.1f}  pairs {row['pairs']:4d}  "
-        f"distinct-2 {row['distinct_2']:.2f}"
-        + (f"  admitted {row['admitted']}" if row["admitted"] else "")
-    )
+    """The terminal line of one iteration; fields of modes that did not run are left out."""
+    parts = [f"iter {row['iteration']:3d}", f"acc {row['accuracy']:.3f}"]
+    if "games" in row:
+        wr = row["win_rate_vs_previous"]
+        parts += [
+            f"win-rate-vs-prev {'  n/a' if wr is None else f'{wr:.3f}'}",
+            f"elo {row['elo']:7.1f}",
+            f"games {row['games']:5d}",
+            f"games/s {row['games_per_s']:6.1f}",
+        ]
+    if "failures" in row:
+        parts.append(f"failures {row['failures']:4d}/{row['adversarial_prompts']}")
+    parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]
+    if row.get("admitted"):
+        parts.append(f"admitted {row['admitted']}")
+    return "  ".join(parts)
 
 
 def _finite(x: float) -> float | None:

@@ -18,6 +18,9 @@ class JudgeHost:
     def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         return self.impl.judge(problems, responses_a, responses_b)
 
+    def score(self, problems: list[Problem], responses: list[str]) -> list[float]:
+        return self.impl.score_all(problems, responses)
+
 
 def judge_actor(name: str, kind: str):
     return ray.remote(JudgeHost).options(name=name, num_cpus=0).remote(kind)

@@ -19,3 +19,12 @@ class Judge(ABC):
     @abstractmethod
     def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         """One verdict per matchup, in order."""
+
+    @abstractmethod
+    def score(self, problem: Problem, response: str) -> float:
+        """One response's score on its own (adversarial filtering ranks many samples by it)."""
+
+    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+        if len(problems) != len(responses):
+            raise JudgeError(f"{len(problems)} problems but {len(responses)} responses to score")
+        return [self.score(p, r) for p, r in zip(problems, responses)]

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from judge.verdict import Verdict
+from league.adversarial import filter_failures
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
@@ -44,6 +45,19 @@ class LeagueService:
         """Bradley-Terry rating and 95% interval per policy, fitted on every game so far."""
         rated = bradley_terry_with_intervals(self.league.results, self.rng, samples=samples)
         return {name: [r.rating, r.low, r.high] for name, r in rated.items()}
+
+    def record_failures(
+        self, round_: int, prompts: list[str], responses: list[str], scores: list[float], threshold: float
+    ) -> tuple[dict[str, int], pa.Table]:
+        """Adversarial filtering's records: `responses` and `scores` hold the samples of each
+        prompt in turn. Writes the failure set and its pairs; returns counts and the pairs."""
+        n = len(responses) // len(prompts)
+        grouped = [responses[i * n : (i + 1) * n] for i in range(len(prompts))]
+        marks = [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
+        failures, pairs = filter_failures(round_, prompts, grouped, marks, threshold)
+        write_table_atomic(failures, self.run_dir / "failures" / f"round-{round_:05d}.parquet")
+        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}-adversarial.parquet")
+        return {"failures": failures.num_rows, "adversarial_prompts": len(prompts)}, pairs
 
     def record_round(
         self,

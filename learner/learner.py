@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.dpo import dpo_loss
-from learner.mixing import count_source, load_preferences, mix_preferences
+from learner.mixing import PREFERENCE_COLUMNS, count_source, load_preferences, mix_preferences
 from learner.sequences import encode_pairs, token_logps
 
 
@@ -115,13 +115,15 @@ class Learner:
         in_response = batch["completion_mask"][:, 1:].bool()
         return (hits | ~in_response).all(-1).float().mean().item()
 
-    def train(self, pairs: pa.Table) -> dict[str, float]:
-        """One self-play iteration of DPO on a table with `prompt`, `chosen`, `rejected` columns.
+    def train(self, *tables: pa.Table) -> dict[str, float]:
+        """One self-play iteration of DPO on the pairs of every table given (each mode's), each
+        with `prompt`, `chosen`, `rejected` columns.
 
         With no pairs (every game a tie) nothing changes and the version stays.
         """
         s = self.settings
         start = time.perf_counter()
+        pairs = pa.concat_tables([t.select(list(PREFERENCE_COLUMNS)) for t in tables])
         stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}
         if self._external is not None:
             pairs = mix_preferences(pairs, self._external, self._external_ratio, self.rng)

@@ -1,0 +1,55 @@
+"""Adversarial filtering: the failure set and its (best, worst) pairs, unit and on real Ray + vLLM."""
+import json
+from pathlib import Path
+
+import pytest
+
+from cluster.config import parse_config
+from cluster.run import run_self_play
+from league.adversarial import FAILURE_SCHEMA, filter_failures
+from league.records import PAIR_SCHEMA, read_tables
+from tasks.addition import AdditionTask
+
+
+def test_filter_keeps_wide_spreads_and_pairs_best_with_worst() -> None:
+    failures, pairs = filter_failures(
+        2,
+        ["p0", "p1", "p2"],
+        [["a", "b", "c"], ["x", "x", "x"], ["m", "n", "o"]],
+        [[0.0, 1.0, 0.5], [1.0, 1.0, 1.0], [0.2, 0.4, 0.3]],
+        threshold=0.5,
+    )
+    assert failures.to_pylist() == [
+        {"round": 2, "prompt": "p0", "samples": 3, "mean_score": 0.5, "spread": 1.0, "best": "b", "worst": "a"}
+    ]
+    [pair] = pairs.to_pylist()
+    assert (pair["prompt"], pair["chosen"], pair["rejected"], pair["source"]) == ("p0", "b", "a", "adversarial")
+    assert pair["margin"] == 1.0 and pair["game_id"] is None
+
+
+def test_adversarial_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = parse_config(
+        {
+            "run_dir": str(run_dir),
+            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
+            "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
+            "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
+            "self_play": {"iterations": 1, "modes": ["adversarial"]},
+            "adversarial": {"prompts": 24, "samples": 6, "spread_threshold": 0.5},
+        }
+    )
+    run_self_play(config, show_progress=False)
+    [row] = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][1:]
+    failures = read_tables(run_dir / "failures", FAILURE_SCHEMA)
+    pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA)
+    assert row["adversarial_prompts"] == 24 and row["failures"] == failures.num_rows
+    assert "games" not in row  # no head-to-head in this recipe
+    assert row["pairs"] == pairs.num_rows == failures.num_rows
+    assert not (run_dir / "games").exists()
+    task = AdditionTask(digits=1)
+    answers = {task.problem(a, b).prompt: task.problem(a, b).answer for a in range(10) for b in range(10)}
+    for failure in failures.to_pylist():
+        assert failure["spread"] > 0.5 and failure["samples"] == 6
+        assert failure["best"].strip() == answers[failure["prompt"]] != failure["worst"].strip()
+    assert set(pairs.column("source").to_pylist()) <= {"adversarial"}
