@@ -95,8 +95,25 @@ class GeneratorConfig(_Section):
     num_gpus: float = Field(0, ge=0)
 
 
+class PrincipleConfig(_Section):
+    """One principle of a constitution: adherence from a registered rule (judge/constitution.py)."""
+
+    name: str
+    rule: str
+    weight: float = 1.0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _rule_exists(self) -> "PrincipleConfig":
+        from judge.constitution import check_principle
+
+        check_principle(self.name, self.rule, self.options)
+        return self
+
+
 class JudgeConfig(_Section):
     kind: Literal["exact_answer"] = "exact_answer"
+    constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
 
 
 class LeagueConfig(_Section):

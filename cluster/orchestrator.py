@@ -21,6 +21,7 @@ from cluster.config import RunConfig
 from cluster.diversity import diversity
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
+from judge.constitution import Principle
 from league.actor import league_actor
 from league.league import LeagueSettings
 from league.ratings import wilson_interval
@@ -56,7 +57,8 @@ class Orchestrator:
         settings = DPOSettings(**cfg.dpo.model_dump())
         self.learner = learner_actor("selfplay-learner", Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
         self.league = league_actor("selfplay-league", self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
-        self.judge = judge_actor("selfplay-judge", cfg.judge.kind)
+        constitution = [Principle(**p.model_dump()) for p in cfg.judge.constitution]
+        self.judge = judge_actor("selfplay-judge", cfg.judge.kind, constitution)
         self.judge_name = ray.get(self.judge.name.remote())
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import ray
 
+from judge.constitution import Principle
 from judge.registry import make_judge
 from judge.verdict import Verdict
 from tasks.addition import Problem
 
 
 class JudgeHost:
-    def __init__(self, kind: str) -> None:
-        self.impl = make_judge(kind)
+    def __init__(self, kind: str, constitution: list[Principle] | None = None) -> None:
+        self.impl = make_judge(kind, constitution)
 
     def name(self) -> str:
         return self.impl.name
@@ -22,5 +23,5 @@ class JudgeHost:
         return self.impl.score_all(problems, responses)
 
 
-def judge_actor(name: str, kind: str):
-    return ray.remote(JudgeHost).options(name=name, num_cpus=0).remote(kind)
+def judge_actor(name: str, kind: str, constitution: list[Principle] | None = None):
+    return ray.remote(JudgeHost).options(name=name, num_cpus=0).remote(kind, constitution)

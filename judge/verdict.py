@@ -1,7 +1,7 @@
 """The record a judge returns for one matchup; shared with the league, which keeps it with the game."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Winner = Literal["a", "b", "tie"]
@@ -13,10 +13,17 @@ class Verdict:
     score_a: float
     score_b: float
     reason: str
+    # per principle of a constitution: (adherence of a, adherence of b), each in [0, 1]
+    principles: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def verdict_from_scores(score_a: float, score_b: float, reason: str, tie_margin: float = 0.0) -> Verdict:
+def verdict_from_scores(
+    score_a: float,
+    score_b: float,
+    reason: str,
+    tie_margin: float = 0.0,
+    principles: dict[str, tuple[float, float]] | None = None,
+) -> Verdict:
     """Higher score wins; scores within `tie_margin` of each other tie."""
-    if abs(score_a - score_b) <= tie_margin:
-        return Verdict("tie", score_a, score_b, reason)
-    return Verdict("a" if score_a > score_b else "b", score_a, score_b, reason)
+    winner: Winner = "tie" if abs(score_a - score_b) <= tie_margin else ("a" if score_a > score_b else "b")
+    return Verdict(winner, score_a, score_b, reason, dict(principles or {}))

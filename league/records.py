@@ -29,6 +29,7 @@ GAME_SCHEMA = pa.schema(
         ("winner", pa.string()),
         ("judge", pa.string()),
         ("reason", pa.string()),
+        ("principles", pa.map_(pa.string(), pa.list_(pa.float64()))),
         ("play_seconds", pa.float64()),
     ]
 )
@@ -118,6 +119,7 @@ def games_table(
             "winner": v.winner,
             "judge": judge,
             "reason": v.reason,
+            "principles": [(name, list(pair)) for name, pair in v.principles.items()],
             "play_seconds": per_game,
         }
         for i, (opp, prompt, a, b, v) in enumerate(zip(opponents, prompts, responses_a, responses_b, verdicts, strict=True))

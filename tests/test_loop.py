@@ -21,6 +21,7 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
         {
             "run_dir": str(run_dir),
             "data": {"preferences": str(external), "preference_ratio": 0.5},
+            "judge": {"constitution": [{"name": "short", "rule": "max_length", "weight": 0.1, "options": {"max_chars": 2}}]},
             "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
             "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
             "self_play": {"iterations": 2, "games_per_iteration": 96},
@@ -101,3 +102,13 @@ def test_external_preferences_are_mixed_at_the_ratio(two_iterations) -> None:
         own = sum(1 for r in pairs.column("round").to_pylist() if r == row["iteration"])
         assert row["external_pairs"] == round(0.5 * own)
         assert row["pairs"] == own + row["external_pairs"]
+
+
+def test_constitution_adherence_is_recorded_with_every_game(two_iterations) -> None:
+    _, run_dir = two_iterations
+    games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
+    assert {g["judge"] for g in games} == {"constitutional(exact_answer)"}
+    for g in games:
+        [(name, (a, b))] = g["principles"]
+        assert name == "short" and 0 <= a <= 1 and 0 <= b <= 1
+        assert a == (1.0 if len(g["response_a"].strip()) <= 2 else 2 / len(g["response_a"].strip()))
