@@ -161,10 +161,31 @@ class AdversarialConfig(_Section):
     spread_threshold: float = Field(0.5, ge=0, description="a prompt whose best-minus-worst score exceeds this is a failure")
 
 
+class RefinementConfig(_Section):
+    """Iterative refinement: the policy answers, critiques its answer, and answers again, `rounds` times.
+
+    Templates are Python format strings over {prompt}, {response} and (refine only) {critique}.
+    """
+
+    prompts: int = Field(128, ge=1)
+    rounds: int = Field(1, ge=1)
+    critique_template: str = "{prompt}{response}?"
+    refine_template: str = "{prompt}{response}?{critique}:{prompt}"
+
+    @model_validator(mode="after")
+    def _templates_fill(self) -> "RefinementConfig":
+        for name, template in (("critique_template", self.critique_template), ("refine_template", self.refine_template)):
+            try:
+                template.format(prompt="", response="", critique="")
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(f"{name} {template!r} is not a format string over {{prompt}}, {{response}}, {{critique}}: {err}") from None
+        return self
+
+
 class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
-    modes: list[Literal["head_to_head", "adversarial"]] = Field(["head_to_head"], min_length=1)
+    modes: list[Literal["head_to_head", "adversarial", "refinement"]] = Field(["head_to_head"], min_length=1)
 
 
 class EvalConfig(_Section):
@@ -196,6 +217,7 @@ class RunConfig(_Section):
     dpo: DPOConfig = DPOConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
     adversarial: AdversarialConfig = AdversarialConfig()
+    refinement: RefinementConfig = RefinementConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()

@@ -106,6 +106,11 @@ class Orchestrator:
             row.update(filtered)
             pairs.append(adversarial_pairs)
 
+        if "refinement" in modes:
+            refined, refinement_pairs = self.refine(it)
+            row.update(refined)
+            pairs.append(refinement_pairs)
+
         stats = ray.get(self.learner.train.remote(*pairs))
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
         row.update(
@@ -170,6 +175,29 @@ class Orchestrator:
             it, [p.prompt for p in problems], responses, scores, a.spread_threshold
         )
         return ray.get(counts), pairs
+
+    def refine(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Answer, critique, answer again, `refinement.rounds` times; each step is judged
+        original (side a) against improved (side b)."""
+        r = self.config.refinement
+        problems = self.task.sample_train(r.prompts, self.rng)
+        prompts = [p.prompt for p in problems]
+        current = ray.get(self.policy_gen.generate.remote(prompts, self.sampling, self._seeds(len(prompts))))
+        steps, verdicts = [], []
+        for _ in range(r.rounds):
+            asks = [r.critique_template.format(prompt=p, response=a) for p, a in zip(prompts, current)]
+            critiques = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
+            asks = [r.refine_template.format(prompt=p, response=a, critique=c) for p, a, c in zip(prompts, current, critiques)]
+            improved = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
+            steps.append((current, critiques, improved))
+            verdicts.append(self.judge.judge.remote(problems, current, improved))
+            current = improved
+        # the verdicts are few and small; nested references would not be resolved for the actor
+        counts, pairs = self.league.record_refinement.options(num_returns=2).remote(it, steps, prompts, ray.get(verdicts))
+        return ray.get(counts), pairs
+
+    def _seeds(self, n: int) -> list[int]:
+        return self.rng.integers(0, 2**31, size=n).tolist()
 
     def evaluate(self) -> float:
         """Greedy held-out accuracy of the policy the generator now serves."""
@@ -236,6 +264,8 @@ def format_row(row: dict[str, Any]) -> str:
         ]
     if "failures" in row:
         parts.append(f"failures {row['failures']:4d}/{row['adversarial_prompts']}")
+    if "refinement_traces" in row:
+        parts.append(f"refined-better {row['refinement_improved']:4d}/{row['refinement_traces']}")
     parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]
     if row.get("admitted"):
         parts.append(f"admitted {row['admitted']}")

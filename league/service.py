@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from judge.verdict import Verdict
 from league.adversarial import filter_failures
+from league.refinement import refinement_records
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
@@ -58,6 +59,26 @@ class LeagueService:
         write_table_atomic(failures, self.run_dir / "failures" / f"round-{round_:05d}.parquet")
         write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}-adversarial.parquet")
         return {"failures": failures.num_rows, "adversarial_prompts": len(prompts)}, pairs
+
+    def record_refinement(
+        self,
+        round_: int,
+        steps: list[tuple[list[str], list[str], list[str]]],
+        prompts: list[str],
+        verdicts: list[list[Verdict]],
+    ) -> tuple[dict[str, int], pa.Table]:
+        """Iterative refinement's records: `steps[k]` holds (originals, critiques, improved) of
+        step k+1 and `verdicts[k]` their judgements. Writes traces and pairs; returns counts and pairs."""
+        traces, pairs = [], []
+        for k, ((originals, critiques, improved), judged) in enumerate(zip(steps, verdicts, strict=True)):
+            t, p = refinement_records(round_, k + 1, prompts, originals, critiques, improved, judged)
+            traces.append(t)
+            pairs.append(p)
+        traces_table, pairs_table = pa.concat_tables(traces), pa.concat_tables(pairs)
+        write_table_atomic(traces_table, self.run_dir / "traces" / f"round-{round_:05d}.parquet")
+        write_table_atomic(pairs_table, self.run_dir / "pairs" / f"round-{round_:05d}-refinement.parquet")
+        improved = sum(1 for w in traces_table.column("winner").to_pylist() if w == "improved")
+        return {"refinement_traces": traces_table.num_rows, "refinement_improved": improved}, pairs_table
 
     def record_round(
         self,
