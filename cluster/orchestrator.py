@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +54,11 @@ class Orchestrator:
             self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
         )
         settings = DPOSettings(**cfg.dpo.model_dump())
-        self.learner = learner_actor("selfplay-learner", Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
-        self.league = league_actor("selfplay-league", self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
+        name = self.actor_name
+        self.learner = learner_actor(name("learner"), Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
+        self.league = league_actor(name("league"), self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
         constitution = [Principle(**p.model_dump()) for p in cfg.judge.constitution]
-        self.judge = judge_actor("selfplay-judge", cfg.judge.kind, constitution)
+        self.judge = judge_actor(name("judge"), cfg.judge.kind, constitution)
         self.judge_name = ray.get(self.judge.name.remote())
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
@@ -67,9 +67,20 @@ class Orchestrator:
         ray.get(self.league.admit.remote(0, v0))
         spec = EngineSpec(v0, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
         gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
-        self.policy_gen = generator_actor("selfplay-generator-current", spec, "current", 0, **gen)
-        self.opponent_gen = generator_actor("selfplay-generator-snapshots", spec, "v0", 0, **gen)
+        self.policy_gen = generator_actor(name("generator-current"), spec, "current", 0, **gen)
+        self.opponent_gen = generator_actor(name("generator-snapshots"), spec, "v0", 0, **gen)
         ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
+
+    def actor_name(self, role: str) -> str:
+        """Named after the run, so two runs on one cluster never collide and the dashboard says whose actor it is."""
+        return f"selfplay-{self.run.root.name}-{role}"
+
+    def stop(self) -> None:
+        """End this run's actors (and free their engines) now rather than when the driver exits."""
+        for role in ("policy_gen", "opponent_gen", "judge", "league", "learner"):
+            handle = getattr(self, role, None)
+            if handle is not None:
+                ray.kill(handle)
 
     def warm_up(self) -> None:
         """SFT on correct answers until `sft.steps` or until validation accuracy reaches the stop."""

@@ -19,13 +19,14 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
     config = with_run_dir(config)
     run = RunDir.create(config, overwrite=overwrite)
     started_ray = _connect(config)
+    orchestrator = Orchestrator(config, run, show_progress=show_progress)
     try:
-        orchestrator = Orchestrator(config, run, show_progress=show_progress)
         orchestrator.start()
         summary = orchestrator.run_loop()
         summary["run_dir"] = str(run.root)
         return summary
     finally:
+        orchestrator.stop()
         if started_ray:
             ray.shutdown()
 
