@@ -27,3 +27,23 @@ def ray_cluster():
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def tiny_run(run_dir: Path, **sections: dict) -> dict:
+    """A recipe for integration tests: a small model that learns 1-digit addition in a few seconds
+    of SFT, so its answers are partly right and every mode has something to judge."""
+    recipe = {
+        "run_dir": str(run_dir),
+        "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
+        "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
+        "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
+    }
+    for key, value in sections.items():
+        recipe[key] = {**recipe.get(key, {}), **value} if isinstance(value, dict) else value
+    return recipe
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

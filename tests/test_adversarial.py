@@ -1,11 +1,11 @@
 """Adversarial filtering: the failure set and its (best, worst) pairs, unit and on real Ray + vLLM."""
-import json
 from pathlib import Path
 
 import pytest
 
 from cluster.config import parse_config
 from cluster.run import run_self_play
+from conftest import read_metrics, tiny_run
 from league.adversarial import FAILURE_SCHEMA, filter_failures
 from league.records import PAIR_SCHEMA, read_tables
 from tasks.addition import AdditionTask
@@ -30,17 +30,14 @@ def test_filter_keeps_wide_spreads_and_pairs_best_with_worst() -> None:
 def test_adversarial_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     config = parse_config(
-        {
-            "run_dir": str(run_dir),
-            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
-            "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
-            "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
-            "self_play": {"iterations": 1, "modes": ["adversarial"]},
-            "adversarial": {"prompts": 24, "samples": 6, "spread_threshold": 0.5},
-        }
+        tiny_run(
+            run_dir,
+            self_play={"iterations": 1, "modes": ["adversarial"]},
+            adversarial={"prompts": 24, "samples": 6, "spread_threshold": 0.5},
+        )
     )
     run_self_play(config, show_progress=False)
-    [row] = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][1:]
+    [row] = read_metrics(run_dir)[1:]
     failures = read_tables(run_dir / "failures", FAILURE_SCHEMA)
     pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA)
     assert row["adversarial_prompts"] == 24 and row["failures"] == failures.num_rows

@@ -7,6 +7,7 @@ import pytest
 
 from cluster.config import parse_config
 from cluster.run import run_self_play
+from conftest import tiny_run
 from league.league import League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
@@ -18,17 +19,14 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
     external = root / "human.jsonl"
     external.write_text("".join(json.dumps({"prompt": f"{i}+1=", "chosen": str(i + 1)[::-1] + "0", "rejected": "0"}) + "\n" for i in range(9)))
     config = parse_config(
-        {
-            "run_dir": str(run_dir),
-            "data": {"preferences": str(external), "preference_ratio": 0.5},
-            "judge": {"constitution": [{"name": "short", "rule": "max_length", "weight": 0.1, "options": {"max_chars": 2}}]},
-            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
-            "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
-            "self_play": {"iterations": 2, "games_per_iteration": 96},
+        tiny_run(
+            run_dir,
+            data={"preferences": str(external), "preference_ratio": 0.5},
+            judge={"constitution": [{"name": "short", "rule": "max_length", "weight": 0.1, "options": {"max_chars": 2}}]},
+            self_play={"iterations": 2, "games_per_iteration": 96},
             # admit every round so the opponent generator must switch snapshots
-            "league": {"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
-            "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
-        }
+            league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
+        )
     )
     return run_self_play(config, show_progress=False), run_dir
 

@@ -1,11 +1,11 @@
 """Iterative refinement: traces of every step, pairs where the judge tells the answers apart."""
-import json
 from pathlib import Path
 
 import pytest
 
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
+from conftest import read_metrics, tiny_run
 from judge.verdict import Verdict
 from league.records import PAIR_SCHEMA, read_tables
 from league.refinement import TRACE_SCHEMA, refinement_records
@@ -34,18 +34,9 @@ def test_templates_are_checked_when_read() -> None:
 
 def test_refinement_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    config = parse_config(
-        {
-            "run_dir": str(run_dir),
-            "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
-            "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
-            "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
-            "self_play": {"iterations": 1, "modes": ["refinement"]},
-            "refinement": {"prompts": 32, "rounds": 2},
-        }
-    )
+    config = parse_config(tiny_run(run_dir, self_play={"iterations": 1, "modes": ["refinement"]}, refinement={"prompts": 32, "rounds": 2}))
     run_self_play(config, show_progress=False)
-    [row] = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][1:]
+    [row] = read_metrics(run_dir)[1:]
     traces = read_tables(run_dir / "traces", TRACE_SCHEMA).to_pylist()
     pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA).to_pylist()
     assert len(traces) == row["refinement_traces"] == 32 * 2
