@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
+    table = sub.add_parser("league", help="print a run's league table (Elo, Bradley-Terry with 95% interval, games)")
+    table.add_argument("run_dir", type=Path)
+    table.add_argument("--format", choices=["text", "csv", "json"], default="text")
+    table.add_argument("--output", type=Path, help="write to this file instead of the terminal")
     export = sub.add_parser("human-export", help="write blind pairwise samples of a run's games for human raters")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--n", type=int, default=200, help="how many games to sample (default 200)")
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("verdicts", type=Path)
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
     args = parser.parse_args(argv)
+    if args.command == "league":
+        return _league(args)
     if args.command == "human-export":
         return _human_export(args)
     if args.command == "human-import":
@@ -57,6 +63,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _league(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from league.league import League
+    from league.table import league_table, render
+
+    state = args.run_dir / "league.json"
+    if not state.is_file():
+        print(f"selfplay: no league state at {str(state)!r}; is {str(args.run_dir)!r} a run directory?", file=sys.stderr)
+        return 2
+    text = render(league_table(League.load(state), np.random.default_rng(0)), args.format)
+    if args.output:
+        args.output.write_text(text + "\n")
+    else:
+        print(text)
     return 0
 
 

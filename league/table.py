@@ -1,0 +1,62 @@
+"""The league table of a run: one row per policy, for people (a text table) and tools (CSV, JSON)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from league.league import CURRENT, League
+from league.ratings import bradley_terry_with_intervals
+
+COLUMNS = ["policy", "version", "elo", "bt", "bt_low", "bt_high", "games", "win_rate_vs_previous"]
+
+
+def league_table(league: League, rng: np.random.Generator, samples: int = 200) -> list[dict]:
+    """Snapshots in admission order, then the current policy; `win_rate_vs_previous` is each
+    policy's score rate against the snapshot admitted just before it (None for the first)."""
+    bt = bradley_terry_with_intervals(league.results, rng, samples=samples)
+    names = [s.name for s in league.population] + [CURRENT]
+    versions = {s.name: s.version for s in league.population}
+    rows = []
+    for i, name in enumerate(names):
+        previous = league.population[i - 1].name if 0 < i <= len(league.population) else None
+        if name == CURRENT and league.population:
+            previous = league.population[-1].name
+        rating = bt.get(name)
+        rows.append({
+            "policy": name,
+            "version": versions.get(name),
+            "elo": league.ratings.get(name),
+            "bt": rating.rating if rating else None,
+            "bt_low": rating.low if rating else None,
+            "bt_high": rating.high if rating else None,
+            "games": int(sum(n for _, n in league.results.get(name, {}).values())),
+            "win_rate_vs_previous": _rate(league, name, previous),
+        })
+    return rows
+
+
+def _rate(league: League, a: str, b: str | None) -> float | None:
+    if b is None or not league.results.get(a, {}).get(b, [0, 0])[1]:
+        return None
+    return league.win_rate(a, b)
+
+
+def render(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    lines = [f"{'policy':<10} {'version':>7} {'elo':>8} {'bradley-terry (95%)':>26} {'games':>7} {'wr-vs-prev':>10}"]
+    for r in rows:
+        bt = "-" if r["bt"] is None else f"{r['bt']:.1f} [{r['bt_low']:.1f}, {r['bt_high']:.1f}]"
+        version = "-" if r["version"] is None else str(r["version"])
+        wr = "-" if r["win_rate_vs_previous"] is None else f"{r['win_rate_vs_previous']:.3f}"
+        lines.append(f"{r['policy']:<10} {version:>7} {r['elo']:>8.1f} {bt:>26} {r['games']:>7} {wr:>10}")
+    return "\n".join(lines)
