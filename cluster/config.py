@@ -182,10 +182,24 @@ class RefinementConfig(_Section):
         return self
 
 
+class SkillConfig(_Section):
+    """Skill-conditioned play: `levels` from lowest to highest, added to the tokenizer as special
+    tokens and put before the prompt; every pair of levels plays on the same `prompts` prompts."""
+
+    levels: list[str] = Field(["<novice>", "<intermediate>", "<expert>"], min_length=2)
+    prompts: int = Field(128, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "SkillConfig":
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"levels {self.levels} repeat a tag; each level needs its own token")
+        return self
+
+
 class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
-    modes: list[Literal["head_to_head", "adversarial", "refinement"]] = Field(["head_to_head"], min_length=1)
+    modes: list[Literal["head_to_head", "adversarial", "refinement", "skill"]] = Field(["head_to_head"], min_length=1)
 
 
 class EvalConfig(_Section):
@@ -218,6 +232,7 @@ class RunConfig(_Section):
     self_play: SelfPlayConfig = SelfPlayConfig()
     adversarial: AdversarialConfig = AdversarialConfig()
     refinement: RefinementConfig = RefinementConfig()
+    skill: SkillConfig = SkillConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()

@@ -62,6 +62,8 @@ class Orchestrator:
         self.judge_name = ray.get(self.judge.name.remote())
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
+        if "skill" in cfg.self_play.modes:
+            ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
         self.warm_up()
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
         ray.get(self.league.admit.remote(0, v0))
@@ -92,7 +94,7 @@ class Orchestrator:
             batches = []
             for _ in range(min(SFT_CHUNK, sft.steps - begin)):
                 problems = self.task.sample_train(sft.batch_size, self.rng)
-                batches.append(([p.prompt for p in problems], [p.answer for p in problems]))
+                batches.append(([self._sft_prompt(p.prompt) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
             val = ray.get(self.learner.exact_match.remote(*val_args))
             bar.update(len(batches))
@@ -102,6 +104,14 @@ class Orchestrator:
         bar.close()
 
     # ------------------------------------------------------------------ loop
+    def _sft_prompt(self, prompt: str) -> str:
+        """With skill play on, half the warm-up prompts carry a random skill tag, so every tag
+        starts out meaning "answer as usual" and self-play gives it its level."""
+        levels = self.config.skill.levels
+        if "skill" not in self.config.self_play.modes or self.rng.random() < 0.5:
+            return prompt
+        return levels[int(self.rng.integers(len(levels)))] + prompt
+
     def iteration(self, it: int) -> dict[str, Any]:
         """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
         start = time.perf_counter()
@@ -121,6 +131,11 @@ class Orchestrator:
             refined, refinement_pairs = self.refine(it)
             row.update(refined)
             pairs.append(refinement_pairs)
+
+        if "skill" in modes:
+            skilled, skill_pairs = self.play_skill_levels(it)
+            row.update(skilled)
+            pairs.append(skill_pairs)
 
         stats = ray.get(self.learner.train.remote(*pairs))
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
@@ -207,6 +222,19 @@ class Orchestrator:
         counts, pairs = self.league.record_refinement.options(num_returns=2).remote(it, steps, prompts, ray.get(verdicts))
         return ray.get(counts), pairs
 
+    def play_skill_levels(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Every prompt under every skill tag; each pair of levels judged with the higher as side a."""
+        s = self.config.skill
+        problems = self.task.sample_train(s.prompts, self.rng)
+        prompts = [p.prompt for p in problems]
+        tagged = [level + p for level in s.levels for p in prompts]
+        flat = ray.get(self.policy_gen.generate.remote(tagged, self.sampling, self._seeds(len(tagged))))
+        responses = {level: flat[k * len(prompts) : (k + 1) * len(prompts)] for k, level in enumerate(s.levels)}
+        matchups = [(high, low) for h, high in enumerate(s.levels) for low in s.levels[:h]]
+        verdicts = ray.get([self.judge.judge.remote(problems, responses[high], responses[low]) for high, low in matchups])
+        rates, pairs = self.league.record_skill.options(num_returns=2).remote(it, prompts, matchups, responses, verdicts)
+        return ray.get(rates), pairs
+
     def _seeds(self, n: int) -> list[int]:
         return self.rng.integers(0, 2**31, size=n).tolist()
 
@@ -275,6 +303,8 @@ def format_row(row: dict[str, Any]) -> str:
         ]
     if "failures" in row:
         parts.append(f"failures {row['failures']:4d}/{row['adversarial_prompts']}")
+    if "skill_win_rates" in row:
+        parts.append("skill " + " ".join(f"{k} {v:.2f}" for k, v in row["skill_win_rates"].items()))
     if "refinement_traces" in row:
         parts.append(f"refined-better {row['refinement_improved']:4d}/{row['refinement_traces']}")
     parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]

@@ -13,6 +13,7 @@ import pyarrow as pa
 from judge.verdict import Verdict
 from league.adversarial import filter_failures
 from league.refinement import refinement_records
+from league.skill import skill_records
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
@@ -79,6 +80,20 @@ class LeagueService:
         write_table_atomic(pairs_table, self.run_dir / "pairs" / f"round-{round_:05d}-refinement.parquet")
         improved = sum(1 for w in traces_table.column("winner").to_pylist() if w == "improved")
         return {"refinement_traces": traces_table.num_rows, "refinement_improved": improved}, pairs_table
+
+    def record_skill(
+        self,
+        round_: int,
+        prompts: list[str],
+        matchups: list[tuple[str, str]],
+        responses: dict[str, list[str]],
+        verdicts: list[list[Verdict]],
+    ) -> tuple[dict[str, dict[str, float]], pa.Table]:
+        """Skill-conditioned games and pairs to disk; returns the win rate by skill pair and the pairs."""
+        games, pairs, rates = skill_records(round_, prompts, matchups, responses, verdicts)
+        write_table_atomic(games, self.run_dir / "skill_games" / f"round-{round_:05d}.parquet")
+        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}-skill.parquet")
+        return {"skill_win_rates": rates}, pairs
 
     def record_round(
         self,

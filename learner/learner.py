@@ -69,6 +69,18 @@ class Learner:
             p.requires_grad_(False)
         return reference
 
+    def add_tokens(self, tokens: list[str]) -> int:
+        """Add special tokens (skill tags) to the tokenizer and grow the embeddings to match;
+        the reference and the optimizer are rebuilt on the new parameters. Returns the vocabulary size."""
+        self.tokenizer.add_special_tokens({"additional_special_tokens": tokens})
+        self.policy.resize_token_embeddings(len(self.tokenizer))
+        self.reference = self._frozen_copy()
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
+        self._sft_optimizer = None
+        return len(self.tokenizer)
+
     def mix_in(self, path: str | Path, ratio: float) -> int:
         """From now on every `train` call adds `ratio` external pairs per self-play pair; returns the rows loaded."""
         self._external = load_preferences(path)
