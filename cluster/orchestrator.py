@@ -268,6 +268,10 @@ class Orchestrator:
             self.run.append_metrics(row)
             rows.append(row)
             self._print(format_row(row))
+            budget = self.config.self_play.max_seconds
+            if budget is not None and time.perf_counter() - started >= budget:
+                self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
+                break
         ratings = ray.get(self.league.ratings.remote())
         bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
         snapshots = sorted(ray.get(self.league.checkpoints.remote()), key=lambda s: int(s[1:]))

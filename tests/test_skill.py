@@ -30,7 +30,10 @@ def test_higher_level_prefers_the_better_answer_and_lower_the_worse() -> None:
 
 def test_skill_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    config = parse_config(tiny_run(run_dir, self_play={"iterations": 1, "modes": ["skill"]}, skill={"prompts": 20}))
+    # three iterations asked, but the time budget ends self-play after the first
+    config = parse_config(
+        tiny_run(run_dir, self_play={"iterations": 3, "max_seconds": 0.001, "modes": ["skill"]}, skill={"prompts": 20})
+    )
     run_self_play(config, show_progress=False)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "checkpoints" / "v0")
     for level in LEVELS:  # one token each, in the checkpoint the generators serve
