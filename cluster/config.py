@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +30,16 @@ class TaskConfig(_Section):
     reverse: bool = Field(True, description="zero-padded operands, sum written least-significant digit first")
     held_out_size: int = Field(256, ge=8, description="held-out problems scored every iteration")
     held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
+
+    @model_validator(mode="after")
+    def _held_out_pool_suffices(self) -> "TaskConfig":
+        pool = 100**self.digits // self.held_out_every  # about this many operand pairs are held out
+        if pool < 4:
+            raise ValueError(
+                f"with {self.digits}-digit operands and one pair in {self.held_out_every} held out, about {pool} "
+                "problems are held out; lower held_out_every or raise digits"
+            )
+        return self
 
 
 # vLLM 0.32's CPU attention backend (CPUAttentionBackend.get_supported_head_sizes).
@@ -70,7 +80,7 @@ class ModelConfig(_Section):
                 f"model.path {str(self.path)!r} is not a Hugging Face checkpoint directory (no config.json there); "
                 "give a directory written by save_pretrained, or leave model.path out to build the tiny built-in model"
             )
-        return self
+        return self if self.path is None else self.model_copy(update={"path": self.path.resolve()})
 
 
 class SFTConfig(_Section):
@@ -148,9 +158,17 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _file_exists(self) -> "DataConfig":
-        if self.preferences is not None and not self.preferences.is_file():
+        if self.preferences is None:
+            return self
+        if not self.preferences.is_file():
             raise ValueError(f"data.preferences {str(self.preferences)!r} is not a file; give a .parquet or .jsonl path")
-        return self
+        from learner.mixing import PreferenceDataError, load_preferences
+
+        try:
+            load_preferences(self.preferences)
+        except PreferenceDataError as err:
+            raise ValueError(str(err)) from None
+        return self.model_copy(update={"preferences": self.preferences.resolve()})
 
 
 class AdversarialConfig(_Section):
@@ -174,11 +192,15 @@ class RefinementConfig(_Section):
 
     @model_validator(mode="after")
     def _templates_fill(self) -> "RefinementConfig":
-        for name, template in (("critique_template", self.critique_template), ("refine_template", self.refine_template)):
+        for name, template, fields in (
+            ("critique_template", self.critique_template, {"prompt": "", "response": ""}),
+            ("refine_template", self.refine_template, {"prompt": "", "response": "", "critique": ""}),
+        ):
             try:
-                template.format(prompt="", response="", critique="")
+                template.format(**fields)
             except (KeyError, IndexError, ValueError) as err:
-                raise ValueError(f"{name} {template!r} is not a format string over {{prompt}}, {{response}}, {{critique}}: {err}") from None
+                allowed = ", ".join("{" + f + "}" for f in fields)
+                raise ValueError(f"{name} {template!r} is not a format string over {allowed}: {err!r}") from None
         return self
 
 
@@ -292,8 +314,12 @@ def _explain(err: ValidationError, source: str) -> str:
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = RunConfig
     for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a list of sections
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -1,10 +1,13 @@
 """The driver: owns the self-play loop and holds handles to the named actors.
 
 `iteration` reads like the algorithm. Responses, verdicts, pairs and weights move between
-actors as Ray object references; the driver only sees prompts, opponents' names and summaries.
+actors as Ray object references; in head-to-head and adversarial play the driver sees only
+prompts, opponents' names and summaries (refinement and skill play fetch the short answers
+they build the next prompts from).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -30,6 +33,8 @@ from learner.tiny_model import build_tiny_model
 from tasks.addition import AdditionTask, accuracy
 
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
+# Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
+NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_ci": None, "games": 0, "games_per_s": None}
 
 
 class Orchestrator:
@@ -75,7 +80,8 @@ class Orchestrator:
 
     def actor_name(self, role: str) -> str:
         """Named after the run, so two runs on one cluster never collide and the dashboard says whose actor it is."""
-        return f"selfplay-{self.run.root.name}-{role}"
+        digest = hashlib.sha1(str(self.run.root).encode()).hexdigest()[:6]
+        return f"selfplay-{self.run.root.name}-{digest}-{role}"
 
     def stop(self) -> None:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
@@ -115,7 +121,7 @@ class Orchestrator:
     def iteration(self, it: int) -> dict[str, Any]:
         """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
         start = time.perf_counter()
-        row: dict[str, Any] = {"iteration": it}
+        row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None}
         pairs = []
         modes = self.config.self_play.modes
         if "head_to_head" in modes:
@@ -260,7 +266,7 @@ class Orchestrator:
         started = time.perf_counter()
         initial = self.evaluate()
         self._print(f"held-out accuracy after SFT: {initial:.3f}")
-        self.run.append_metrics({"iteration": 0, "accuracy": initial, "seconds": 0.0})
+        self.run.append_metrics({"iteration": 0, "accuracy": initial, **NO_GAMES, "elo": self.config.league.initial_elo, "seconds": 0.0})
         rows = []
         iterations = self.config.self_play.iterations
         for it in tqdm(range(1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress):
@@ -285,6 +291,7 @@ class Orchestrator:
             "games": sum(r.get("games", 0) for r in rows),
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
+            "run_dir": str(self.run.root),
         }
         self.run.write_summary(summary)
         return summary
@@ -297,7 +304,7 @@ class Orchestrator:
 def format_row(row: dict[str, Any]) -> str:
     """The terminal line of one iteration; fields of modes that did not run are left out."""
     parts = [f"iter {row['iteration']:3d}", f"acc {row['accuracy']:.3f}"]
-    if "games" in row:
+    if row.get("games"):
         wr = row["win_rate_vs_previous"]
         parts += [
             f"win-rate-vs-prev {'  n/a' if wr is None else f'{wr:.3f}'}",

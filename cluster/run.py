@@ -22,9 +22,7 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
     orchestrator = Orchestrator(config, run, show_progress=show_progress)
     try:
         orchestrator.start()
-        summary = orchestrator.run_loop()
-        summary["run_dir"] = str(run.root)
-        return summary
+        return orchestrator.run_loop()
     finally:
         orchestrator.stop()
         if started_ray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,17 @@ class RunDir:
         if config.run_dir is None:
             raise RunDirError("the config has no run_dir; resolve it with cluster.config.with_run_dir first")
         root = config.run_dir.resolve()
-        if root.exists() and any(root.iterdir()) and not overwrite:
-            raise RunDirError(
-                f"run directory {str(root)!r} already holds a run; choose another with --run-dir, "
-                "or pass --overwrite to replace it"
-            )
-        if root.exists() and overwrite:
-            import shutil
-
+        if root.exists() and any(root.iterdir()):
+            if not (root / "config.yaml").is_file():
+                raise RunDirError(
+                    f"{str(root)!r} is not empty and holds no run (no config.yaml); "
+                    "choose an empty or new directory with --run-dir (--overwrite only ever replaces a run)"
+                )
+            if not overwrite:
+                raise RunDirError(
+                    f"run directory {str(root)!r} already holds a run; choose another with --run-dir, "
+                    "or pass --overwrite to replace it"
+                )
             shutil.rmtree(root)
         root.mkdir(parents=True, exist_ok=True)
         run = cls(root)

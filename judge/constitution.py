@@ -32,6 +32,8 @@ def rule(name: str) -> Callable[[Rule], Rule]:
 @rule("max_length")
 def _max_length(problem: Problem, response: str, max_chars: int) -> float:
     """1 up to `max_chars` characters, then falling as max_chars / length."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
     length = len(response.strip())
     return 1.0 if length <= max_chars else max_chars / length
 
@@ -67,9 +69,14 @@ def check_principle(name: str, rule_name: str, options: dict[str, Any]) -> None:
     if rule_name not in RULES:
         raise ValueError(f"principle {name!r}: unknown rule {rule_name!r}; known rules: {', '.join(sorted(RULES))}")
     try:
-        RULES[rule_name](Problem("", ""), "", **options)
+        for probe in ("", "a probe response"):
+            value = RULES[rule_name](Problem("", ""), probe, **options)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"adherence {value} is outside [0, 1]")
     except TypeError as err:
         raise ValueError(f"principle {name!r}: options {options} do not fit rule {rule_name!r} ({err})") from None
+    except (re.error, ValueError, ZeroDivisionError) as err:
+        raise ValueError(f"principle {name!r}: rule {rule_name!r} fails with options {options}: {err}") from None
 
 
 class ConstitutionalJudge(Judge):

@@ -61,6 +61,7 @@ class League:
     ratings: dict[str, float] = field(default_factory=dict)
     # results[a][b] = [a's total score against b, games between them]
     results: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    current_version: int = 0  # the version the current policy played its latest games at
 
     def __post_init__(self) -> None:
         self.ratings.setdefault(CURRENT, self.settings.initial_elo)
@@ -81,7 +82,7 @@ class League:
         """Freeze the current policy at `version` as a snapshot; it starts at the current Elo."""
         snap = Snapshot(name=f"v{version}", version=version, checkpoint=checkpoint)
         if any(s.name == snap.name for s in self.population):
-            raise ValueError(f"snapshot {snap.name} is already in the league")
+            raise ValueError(f"snapshot {snap.name} is already in the league; each version is frozen once")
         self.population.append(snap)
         self.ratings[snap.name] = self.ratings[CURRENT]
         return snap
@@ -154,6 +155,7 @@ class League:
             "population": [asdict(s) for s in self.population],
             "ratings": self.ratings,
             "results": self.results,
+            "current_version": self.current_version,
         }
 
     @classmethod
@@ -163,6 +165,7 @@ class League:
             population=[Snapshot(**s) for s in state["population"]],
             ratings=dict(state["ratings"]),
             results={a: {b: list(v) for b, v in row.items()} for a, row in state["results"].items()},
+            current_version=state.get("current_version", 0),
         )
 
     def save(self, path: Path) -> None:

@@ -1,7 +1,7 @@
 """Game records and preference pairs: their Parquet schemas, and atomic append-only writes.
 
-Each round is one Parquet file in `games/` and one in `pairs/`, written to a temporary
-name and renamed, so a crash never leaves a half-written file that looks whole and a
+Each round is one Parquet file in `games/` and one in `pairs/` per mode that made pairs
+(`round-N.parquet`, `round-N-adversarial.parquet`, ...), written to a temporary name and renamed, so a crash never leaves a half-written file that looks whole and a
 reader of the directory sees whole rounds only.
 """
 from __future__ import annotations

@@ -25,7 +25,11 @@ class LeagueService:
     def __init__(self, run_dir: str | Path, settings: LeagueSettings, seed: int = 0) -> None:
         self.run_dir = Path(run_dir)
         self.state_path = self.run_dir / "league.json"
-        self.league = League.load(self.state_path) if self.state_path.exists() else League(settings)
+        if self.state_path.exists():
+            raise FileExistsError(
+                f"{self.state_path} already exists; a league starts in a fresh run directory (resuming is not supported yet)"
+            )
+        self.league = League(settings)
         self.rng = np.random.default_rng(seed)
 
     def admit(self, version: int, checkpoint: str) -> Snapshot:
@@ -119,6 +123,7 @@ class LeagueService:
         write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}.parquet")
         results = [GameResult(CURRENT, o, SCORE_OF_WINNER[v.winner]) for o, v in zip(opponents, verdicts)]
         self.league.record(results)
+        self.league.current_version = current_version
         summary = self.league.summarize_round(results, current_version)
         self.league.save(self.state_path)
         return summary, pairs

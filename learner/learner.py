@@ -27,7 +27,7 @@ class DPOSettings:
     learning_rate: float = 2e-4
     nll_weight: float = 1.0
     batch_size: int = 64
-    epochs: int = 1
+    epochs: int = 2
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     ref_refresh_every: int = 3
@@ -190,7 +190,9 @@ class Learner:
         shutil.rmtree(tmp, ignore_errors=True)
         self.policy.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
         if path.exists():
-            shutil.rmtree(path)
+            path.rename(old)  # the previous checkpoint stays whole until the new one is in place
         tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
         return str(path)

@@ -22,7 +22,8 @@ def encode_pairs(
         rows.append(prompt_ids + response_ids)
         masks.append([0] * len(prompt_ids) + [1] * len(response_ids))
     width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id
+    # many checkpoints (GPT-2, Llama) have no pad token; the padding is masked out, so EOS serves
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
     completion = torch.tensor([m + [0] * (width - len(m)) for m in masks])

@@ -57,11 +57,13 @@ class AdditionTask:
         """A fixed held-out set: the same `n` problems for every iteration and every run with this seed."""
         rng = np.random.default_rng(seed)
         problems: list[Problem] = []
-        while len(problems) < n:
+        for _ in range(1000 * n + 100_000):
             a, b = (int(x) for x in rng.integers(0, self.limit, size=2))
             if self.is_held_out(a, b):
                 problems.append(self.problem(a, b))
-        return problems
+                if len(problems) == n:
+                    return problems
+        raise ValueError(f"found only {len(problems)} held-out problems of {n}; lower held_out_every or raise digits")
 
 
 def accuracy(problems: list[Problem], responses: list[str]) -> float:

@@ -44,20 +44,60 @@ def test_dotted_overrides_apply() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    "bad, key",
     [
-        {"unknown_section": {}},
-        {"dpo": {"learning_rate": -1.0}},
-        {"model": {"path": "/definitely/not/a/model"}},
+        ({"unknown_section": {}}, "unknown_section: unknown key"),
+        ({"dpo": {"learning_rate": -1.0}}, "dpo.learning_rate:"),
+        ({"model": {"path": "/definitely/not/a/model"}}, "model.path"),
+        ({"data": {"preferences": "/no/such/file.jsonl"}}, "data.preferences"),
     ],
 )
-def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, capsys: pytest.CaptureFixture) -> None:
+def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, key: str, capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump({**bad, "run_dir": str(run_dir)}))
     assert main(["run", str(recipe)]) == 2
-    assert "problem(s) in the configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "problem(s) in the configuration" in err and key in err
     assert not run_dir.exists()
+
+
+def test_preference_file_contents_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text('{"prompt": "p", "rejected": "r"}\n')
+    with pytest.raises(ConfigError, match=r"data: .*lacks column\(s\) \['chosen'\]"):
+        parse_config({"data": {"preferences": str(prefs)}})
+
+
+def test_unknown_key_inside_a_list_of_sections_names_the_allowed_keys() -> None:
+    with pytest.raises(ConfigError, match=r"judge\.constitution\.0\.wieght: unknown key; allowed here: name, options, rule, weight"):
+        parse_config({"judge": {"constitution": [{"name": "p", "rule": "max_length", "options": {"max_chars": 3}, "wieght": 1}]}})
+
+
+@pytest.mark.parametrize(
+    "principle, message",
+    [
+        ({"name": "p", "rule": "matches", "options": {"pattern": "(unclosed"}}, "rule 'matches' fails"),
+        ({"name": "p", "rule": "max_length", "options": {"max_chars": 0}}, "max_chars must be at least 1"),
+    ],
+)
+def test_principle_options_are_checked(principle: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"judge": {"constitution": [principle]}})
+
+
+def test_held_out_pool_too_small_is_refused() -> None:
+    with pytest.raises(ConfigError, match="lower held_out_every or raise digits"):
+        parse_config({"task": {"digits": 1, "held_out_every": 50}})
+
+
+def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["run", "--run-dir", str(precious), "--overwrite", "--set", "self_play.iterations=1"]) == 2
+    assert "holds no run" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep me"
 
 
 def test_head_size_the_cpu_engine_cannot_serve_is_refused() -> None:

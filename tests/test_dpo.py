@@ -59,7 +59,7 @@ def test_loss_equals_trl_on_the_same_batch(tiny_model: Path, tmp_path: Path, nll
 
 
 def test_a_step_changes_every_trainable_parameter_and_not_the_reference(tiny_model: Path) -> None:
-    learner = Learner(tiny_model, DPOSettings(batch_size=8, ref_refresh_every=0))
+    learner = Learner(tiny_model, DPOSettings(batch_size=8, epochs=1, ref_refresh_every=0))
     before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
     ref_before = {k: v.clone() for k, v in learner.reference.state_dict().items()}
     pairs = pa.table({"prompt": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED})
@@ -75,9 +75,12 @@ def test_a_step_changes_every_trainable_parameter_and_not_the_reference(tiny_mod
 
 def test_no_pairs_no_step_and_reference_refresh(tiny_model: Path) -> None:
     learner = Learner(tiny_model, DPOSettings(batch_size=8, ref_refresh_every=2))
-    empty = pa.table({"prompt": pa.array([], pa.string()), "chosen": pa.array([], pa.string()), "rejected": pa.array([], pa.string())})
-    assert learner.train(empty)["steps"] == 0 and learner.version == 0
-    learner.train(pa.table({"prompt": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED}))  # second iteration: refresh
+    pairs = pa.table({"prompt": PROMPTS, "chosen": CHOSEN, "rejected": REJECTED})
+    learner.train(pairs)  # first iteration: a step, no refresh yet
+    assert learner.version == 1
+    assert any(not torch.equal(t, learner.policy.state_dict()[k]) for k, t in learner.reference.state_dict().items())
+    empty = pairs.slice(0, 0)
+    assert learner.train(empty)["steps"] == 0 and learner.version == 1  # second: no pairs, no step, but the refresh
     for name, tensor in learner.reference.state_dict().items():
         assert torch.equal(tensor, learner.policy.state_dict()[name])
 

@@ -8,7 +8,7 @@ import pytest
 from cluster.config import parse_config
 from cluster.run import run_self_play
 from conftest import tiny_run
-from league.league import League
+from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
 
@@ -73,6 +73,14 @@ def test_league_state_reloads_to_the_same_ratings(two_iterations) -> None:
     summary, run_dir = two_iterations
     league = League.load(run_dir / "league.json")
     assert league.ratings == pytest.approx(summary["elo_by_policy"])
+    # the win-rate matrix on disk is exactly the tally of the games on disk
+    replay = League(league.settings)
+    score = {"a": 1.0, "tie": 0.5, "b": 0.0}
+    games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
+    replay.record([GameResult(g["policy_a"], g["policy_b"], score[g["winner"]]) for g in games])
+    assert replay.results == league.results
+    assert sum(n for _, n in league.results["current"].values()) == len(games)
+    assert league.current_version == max(g["version_a"] for g in games)
     assert [s.name for s in league.population] == summary["snapshots"]
     assert len(summary["snapshots"]) >= 2  # v0 plus at least one admitted snapshot
     for snap in league.population:

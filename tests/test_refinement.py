@@ -30,6 +30,9 @@ def test_records_keep_every_step_and_pair_the_better_answer() -> None:
 def test_templates_are_checked_when_read() -> None:
     with pytest.raises(ConfigError, match=r"refinement: .*critique_template .* is not a format string"):
         parse_config({"refinement": {"critique_template": "{answer} is wrong"}})
+    # the critique does not exist yet when the critique is asked for
+    with pytest.raises(ConfigError, match=r"critique_template .* over \{prompt\}, \{response\}"):
+        parse_config({"refinement": {"critique_template": "{prompt}{critique}"}})
 
 
 def test_refinement_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
