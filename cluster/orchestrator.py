@@ -123,25 +123,16 @@ class Orchestrator:
         start = time.perf_counter()
         row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None}
         pairs = []
-        modes = self.config.self_play.modes
-        if "head_to_head" in modes:
-            played, h2h_pairs = self.play_head_to_head(it)
-            row.update(played)
-            pairs.append(h2h_pairs)
-        if "adversarial" in modes:
-            filtered, adversarial_pairs = self.filter_adversarial(it)
-            row.update(filtered)
-            pairs.append(adversarial_pairs)
-
-        if "refinement" in modes:
-            refined, refinement_pairs = self.refine(it)
-            row.update(refined)
-            pairs.append(refinement_pairs)
-
-        if "skill" in modes:
-            skilled, skill_pairs = self.play_skill_levels(it)
-            row.update(skilled)
-            pairs.append(skill_pairs)
+        plays = {
+            "head_to_head": self.play_head_to_head,
+            "adversarial": self.filter_adversarial,
+            "refinement": self.refine,
+            "skill": self.play_skill_levels,
+        }
+        for mode in dict.fromkeys(self.config.self_play.modes):  # recipe order, each mode once
+            fields, mode_pairs = plays[mode](it)
+            row.update(fields)
+            pairs.append(mode_pairs)
 
         stats = ray.get(self.learner.train.remote(*pairs))
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
