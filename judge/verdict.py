@@ -6,6 +6,9 @@ from typing import Literal
 
 Winner = Literal["a", "b", "tie"]
 
+# Side a's points for each outcome: a tie is half a win, for Elo, win rates and Bradley-Terry alike.
+SCORE_OF_WINNER: dict[str, float] = {"a": 1.0, "tie": 0.5, "b": 0.0}
+
 
 @dataclass(frozen=True)
 class Verdict:

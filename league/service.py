@@ -10,15 +10,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from judge.verdict import Verdict
+from judge.verdict import SCORE_OF_WINNER, Verdict
 from league.adversarial import filter_failures
 from league.refinement import refinement_records
 from league.skill import skill_records
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
-
-SCORE_OF_WINNER = {"a": 1.0, "tie": 0.5, "b": 0.0}
 
 
 class LeagueService:

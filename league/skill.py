@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from judge.verdict import Verdict
+from judge.verdict import SCORE_OF_WINNER, Verdict
 from league.records import PAIR_SCHEMA
 
 SKILL_GAME_SCHEMA = pa.schema(
@@ -42,7 +42,7 @@ def skill_records(
         for i, (prompt, v) in enumerate(zip(prompts, judged, strict=True)):
             a, b = responses[high][i], responses[low][i]
             winner = {"a": high, "b": low, "tie": "tie"}[v.winner]
-            points += {"a": 1.0, "tie": 0.5, "b": 0.0}[v.winner]
+            points += SCORE_OF_WINNER[v.winner]
             games.append({
                 "round": round_, "prompt": prompt, "level_high": high, "level_low": low, "response_high": a,
                 "response_low": b, "score_high": v.score_a, "score_low": v.score_b, "winner": winner,

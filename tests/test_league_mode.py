@@ -13,6 +13,7 @@ from cluster.config import parse_config
 from cluster.run import run_self_play
 from conftest import tiny_run
 from league.matchmaking import pfsp_probabilities
+from judge.verdict import SCORE_OF_WINNER
 from league.records import GAME_SCHEMA, read_tables
 
 GAMES = 600
@@ -36,7 +37,7 @@ def test_pfsp_opponent_frequencies_follow_the_weighting(ray_cluster, tmp_path: P
     points = {name: [0.0, 0] for name in opponents}
     for g in games:
         if g["round"] < last and g["policy_b"] in points:
-            points[g["policy_b"]][0] += {"a": 1.0, "tie": 0.5, "b": 0.0}[g["winner"]]
+            points[g["policy_b"]][0] += SCORE_OF_WINNER[g["winner"]]
             points[g["policy_b"]][1] += 1
     rates = np.array([s / n if n else 0.5 for s, n in (points[o] for o in opponents)])
     expected = pfsp_probabilities(rates, "squared")

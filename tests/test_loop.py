@@ -8,6 +8,7 @@ import pytest
 from cluster.config import parse_config
 from cluster.run import run_self_play
 from conftest import tiny_run
+from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
@@ -75,7 +76,7 @@ def test_league_state_reloads_to_the_same_ratings(two_iterations) -> None:
     assert league.ratings == pytest.approx(summary["elo_by_policy"])
     # the win-rate matrix on disk is exactly the tally of the games on disk
     replay = League(league.settings)
-    score = {"a": 1.0, "tie": 0.5, "b": 0.0}
+    score = SCORE_OF_WINNER
     games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
     replay.record([GameResult(g["policy_a"], g["policy_b"], score[g["winner"]]) for g in games])
     assert replay.results == league.results
