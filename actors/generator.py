@@ -92,11 +92,11 @@ class Generator:
         ]
         return [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
 
-    def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
-        """Swap in new weights (checkpoint names) and serve them as `update.version`."""
+    def load_weights(self, update: WeightUpdateLike) -> int:
+        """Swap in new weights (checkpoint names) and serve them as `update.version` of the current policy."""
         self.llm.collective_rpc("receive_weights", args=(update.weights,))
         self.llm.reset_prefix_cache()
-        self.policy, self.version = policy, update.version
+        self.policy, self.version = "current", update.version
         return self.version
 
     def load_checkpoint(self, path: str, policy: str, version: int) -> int:

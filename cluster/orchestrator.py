@@ -142,6 +142,8 @@ class Orchestrator:
             pairs=int(stats["pairs"]),
             external_pairs=int(stats["external_pairs"]),
             loss=_finite(stats["loss"]),
+            dpo_loss=_finite(stats["dpo_loss"]),
+            nll=_finite(stats["nll"]),
             reward_accuracy=_finite(stats["reward_accuracy"]),
             version=self.version,
             seconds=time.perf_counter() - start,

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cluster.config import RunConfig, to_yaml
+from league.records import replace_atomically
 
 
 class RunDirError(RuntimeError):
@@ -60,6 +60,4 @@ class RunDir:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: tmp.write_text(text))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.addition import Problem, is_correct
 
 
 class ExactAnswerJudge(Judge):
@@ -12,7 +12,7 @@ class ExactAnswerJudge(Judge):
     name = "exact_answer"
 
     def score(self, problem: Problem, response: str) -> float:
-        return 1.0 if response.strip() == problem.answer else 0.0
+        return 1.0 if is_correct(problem, response) else 0.0
 
     def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):

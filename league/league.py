@@ -6,12 +6,12 @@ Plain Python; the league actor hosts it. The current policy plays under the name
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 
 from league.elo import elo_update
+from league.records import replace_atomically
 from league.matchmaking import Matchmaking, PFSPWeighting, near_skill_probabilities, pfsp_probabilities, sample_opponents
 
 CURRENT = "current"
@@ -71,12 +71,6 @@ class League:
         if not self.population:
             raise LookupError("the league has no snapshot yet; admit the starting policy first")
         return self.population[-1]
-
-    def snapshot(self, name: str) -> Snapshot:
-        for snap in self.population:
-            if snap.name == name:
-                return snap
-        raise KeyError(f"no snapshot named {name!r}; the league holds {[s.name for s in self.population]}")
 
     def admit(self, version: int, checkpoint: str) -> Snapshot:
         """Freeze the current policy at `version` as a snapshot; it starts at the current Elo."""
@@ -169,10 +163,7 @@ class League:
         )
 
     def save(self, path: Path) -> None:
-        """Atomic: a temporary file renamed over the old state."""
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_state(), indent=1))
-        os.replace(tmp, path)
+        replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(self.to_state(), indent=1)))
 
     @classmethod
     def load(cls, path: Path) -> "League":

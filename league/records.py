@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -71,13 +72,18 @@ def pairs_from_games(games: pa.Table) -> pa.Table:
     return pa.Table.from_pylist(pairs, schema=PAIR_SCHEMA)
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> Path:
-    """Write `table` to `path` through a temporary file and a rename."""
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Run `write` on a temporary name beside `path`, then rename it over `path`: readers see
+    the old file or the new one, never half of either."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
+    write(tmp)
     os.replace(tmp, path)
     return path
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> Path:
+    return replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_tables(directory: Path, schema: pa.Schema) -> pa.Table:

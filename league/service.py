@@ -108,12 +108,11 @@ class LeagueService:
         verdicts: list[Verdict],
         judge: str,
         play_seconds: float,
-        mode: str = "head_to_head",
     ) -> tuple[RoundSummary, pa.Table]:
         """Write the round's games and pairs, update ratings, save the league; return the summary and the pairs."""
         versions = {s.name: s.version for s in self.league.population}
         games = games_table(
-            round_, mode, (CURRENT, current_version), [(o, versions[o]) for o in opponents],
+            round_, "head_to_head", (CURRENT, current_version), [(o, versions[o]) for o in opponents],
             prompts, responses_a, responses_b, verdicts, judge, play_seconds,
         )
         pairs = pairs_from_games(games)

@@ -53,15 +53,18 @@ class Learner:
         self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         self.policy.train()
         self.reference = self._frozen_copy()
-        self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=dpo.learning_rate, weight_decay=dpo.weight_decay
-        )
+        self.optimizer = self._dpo_optimizer()
         self._sft_optimizer: torch.optim.Optimizer | None = None
         self._sft_steps = 0
         self._external: pa.Table | None = None
         self._external_ratio = 0.0
         self.version = 0
         self.iterations = 0
+
+    def _dpo_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            self.policy.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
 
     def _frozen_copy(self) -> torch.nn.Module:
         reference = copy.deepcopy(self.policy).eval()
@@ -75,9 +78,7 @@ class Learner:
         self.tokenizer.add_special_tokens({"additional_special_tokens": tokens})
         self.policy.resize_token_embeddings(len(self.tokenizer))
         self.reference = self._frozen_copy()
-        self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
-        )
+        self.optimizer = self._dpo_optimizer()
         self._sft_optimizer = None
         return len(self.tokenizer)
 

@@ -66,8 +66,13 @@ class AdditionTask:
         raise ValueError(f"found only {len(problems)} held-out problems of {n}; lower held_out_every or raise digits")
 
 
+def is_correct(problem: Problem, response: str) -> bool:
+    """Exactly the answer, whitespace around it ignored."""
+    return response.strip() == problem.answer
+
+
 def accuracy(problems: list[Problem], responses: list[str]) -> float:
-    """Fraction of responses that are exactly the answer (whitespace around it ignored)."""
+    """Fraction of responses that are correct."""
     if not problems:
         return 0.0
-    return sum(r.strip() == p.answer for p, r in zip(problems, responses, strict=True)) / len(problems)
+    return sum(is_correct(p, r) for p, r in zip(problems, responses, strict=True)) / len(problems)
