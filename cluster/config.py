@@ -96,6 +96,19 @@ class SFTConfig(_Section):
     validation_size: int = Field(256, ge=8)
 
 
+class RewardModelConfig(_Section):
+    """The reward-model stage of the staged pipeline (`RLHFPipeline.run_reward_model_training`,
+    TRL's RewardTrainer); with no preference data given it trains on `pairs` built-in pairs of a
+    right and a near-miss answer, holding out `eval_fraction` of them to measure its accuracy."""
+
+    steps: int = Field(200, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    pairs: int = Field(2000, ge=2)
+    eval_fraction: float = Field(0.1, ge=0, lt=1)
+
+
 class GeneratorConfig(_Section):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -106,10 +119,13 @@ class GeneratorConfig(_Section):
 
 
 class PrincipleConfig(_Section):
-    """One principle of a constitution: adherence from a registered rule (judge/constitution.py)."""
+    """One principle of a constitution: adherence from a registered rule (judge/constitution.py),
+    or from an auxiliary classifier checkpoint (`model`, with `label` the index that means adherence)."""
 
     name: str
-    rule: str
+    rule: str | None = None
+    model: Path | None = None
+    label: int | None = None
     weight: float = 1.0
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -117,13 +133,27 @@ class PrincipleConfig(_Section):
     def _rule_exists(self) -> "PrincipleConfig":
         from judge.constitution import check_principle
 
-        check_principle(self.name, self.rule, self.options)
-        return self
+        check_principle(self.name, self.rule, self.options, self.model, self.label)
+        return self if self.model is None else self.model_copy(update={"model": self.model.resolve()})
 
 
 class JudgeConfig(_Section):
-    kind: Literal["exact_answer"] = "exact_answer"
+    kind: Literal["exact_answer", "reward_model"] = "exact_answer"
+    reward_model: Path | None = Field(None, description="a sequence-classification checkpoint with one label (kind reward_model)")
+    tie_margin: float = Field(0.0, ge=0, description="reward model: rewards at most this far apart are a tie")
+    num_gpus: float = Field(0, ge=0, description="GPUs for the judge actor (a reward model or principle classifiers)")
     constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
+
+    @model_validator(mode="after")
+    def _reward_model_given(self) -> "JudgeConfig":
+        if self.kind != "reward_model":
+            return self
+        if self.reward_model is None or not (self.reward_model / "config.json").is_file():
+            raise ValueError(
+                f"judge kind reward_model needs reward_model: a checkpoint directory with config.json (got {self.reward_model}); "
+                "train one with RLHFPipeline.run_reward_model_training or TRL's RewardTrainer"
+            )
+        return self.model_copy(update={"reward_model": self.reward_model.resolve()})
 
 
 class LeagueConfig(_Section):
@@ -249,6 +279,7 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     sft: SFTConfig = SFTConfig()
     generator: GeneratorConfig = GeneratorConfig()
+    reward_model: RewardModelConfig = RewardModelConfig()
     judge: JudgeConfig = JudgeConfig()
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()

@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
-from cluster.config import RunConfig
+from cluster.config import JudgeConfig, RunConfig
 from cluster.diversity import diversity
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
 from judge.constitution import Principle
+from judge.registry import JudgeSpec
 from league.actor import league_actor
 from league.league import LeagueSettings
 from league.ratings import wilson_interval
@@ -52,24 +53,25 @@ class Orchestrator:
         self.version = 0
 
     # ----------------------------------------------------------------- setup
-    def start(self) -> None:
-        """Build or load the model, warm it up with SFT, freeze it as snapshot v0, start the actors."""
+    def start(self, base: Path | None = None, warm_up: bool = True) -> None:
+        """Start the actors on the policy at `base` (by default the recipe's model, or the tiny
+        model built in the run directory), warm it up with SFT unless told not to, freeze it as
+        snapshot v0 and start the generators."""
         cfg = self.config
-        base = cfg.model.path or build_tiny_model(
+        base = base or cfg.model.path or build_tiny_model(
             self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
         )
         settings = DPOSettings(**cfg.dpo.model_dump())
         name = self.actor_name
         self.learner = learner_actor(name("learner"), Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
         self.league = league_actor(name("league"), self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
-        constitution = [Principle(**p.model_dump()) for p in cfg.judge.constitution]
-        self.judge = judge_actor(name("judge"), cfg.judge.kind, constitution)
-        self.judge_name = ray.get(self.judge.name.remote())
+        self.start_judge(cfg.judge)
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
         if "skill" in cfg.self_play.modes:
             ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
-        self.warm_up()
+        if warm_up:
+            self.warm_up()
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
         ray.get(self.league.admit.remote(0, v0))
         spec = EngineSpec(v0, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
@@ -77,6 +79,17 @@ class Orchestrator:
         self.policy_gen = generator_actor(name("generator-current"), spec, "current", 0, **gen)
         self.opponent_gen = generator_actor(name("generator-snapshots"), spec, "v0", 0, **gen)
         ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
+
+    def start_judge(self, judge: JudgeConfig) -> None:
+        """Start the judge actor the config describes, replacing the one running (a new judge
+        gets a new name: a killed actor's name is not free at once)."""
+        old = getattr(self, "judge", None)
+        self._judges = getattr(self, "_judges", 0) + 1
+        role = "judge" if self._judges == 1 else f"judge-{self._judges}"
+        self.judge = judge_actor(self.actor_name(role), judge_spec(judge), judge.num_gpus)
+        self.judge_name = ray.get(self.judge.name.remote())
+        if old is not None:
+            ray.kill(old)
 
     def actor_name(self, role: str) -> str:
         """Named after the run, so two runs on one cluster never collide and the dashboard says whose actor it is."""
@@ -121,7 +134,7 @@ class Orchestrator:
     def iteration(self, it: int) -> dict[str, Any]:
         """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
         start = time.perf_counter()
-        row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None}
+        fields: dict[str, Any] = {}
         pairs = []
         plays = {
             "head_to_head": self.play_head_to_head,
@@ -130,10 +143,16 @@ class Orchestrator:
             "skill": self.play_skill_levels,
         }
         for mode in dict.fromkeys(self.config.self_play.modes):  # recipe order, each mode once
-            fields, mode_pairs = plays[mode](it)
-            row.update(fields)
+            mode_fields, mode_pairs = plays[mode](it)
+            fields.update(mode_fields)
             pairs.append(mode_pairs)
+        return self.learn(it, fields, *pairs, start=start)
 
+    def learn(self, it: int, fields: dict[str, Any], *pairs: Any, start: float | None = None) -> dict[str, Any]:
+        """DPO on the pairs (tables or references to them), the new weights to the generator, and
+        the evaluation: the iteration's metrics row, with the play phase's `fields` in it."""
+        start = time.perf_counter() if start is None else start
+        row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None, **fields}
         stats = ray.get(self.learner.train.remote(*pairs))
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
         row.update(
@@ -150,11 +169,12 @@ class Orchestrator:
         )
         return row
 
-    def play_head_to_head(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Current policy against matchmade snapshots: games judged and recorded, ratings updated,
-        the policy admitted to the league if it earned it. Returns the row's fields and the pairs."""
+    def play_head_to_head(self, it: int, n: int | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Current policy against matchmade snapshots in `n` games (`self_play.games_per_iteration`
+        by default): judged and recorded, ratings updated, the policy admitted to the league if it
+        earned it. Returns the row's fields and the pairs."""
         start = time.perf_counter()
-        n = self.config.self_play.games_per_iteration
+        n = n or self.config.self_play.games_per_iteration
         problems = self.task.sample_train(n, self.rng)
         prompts = [p.prompt for p in problems]
         opponents = ray.get(self.league.matchmake.remote(n))
@@ -201,15 +221,15 @@ class Orchestrator:
         )
         return ray.get(counts), pairs
 
-    def refine(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Answer, critique, answer again, `refinement.rounds` times; each step is judged
-        original (side a) against improved (side b)."""
+    def refine(self, it: int, rounds: int | None = None, n: int | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """Answer `n` prompts, critique, answer again, `rounds` times (`refinement.prompts` and
+        `refinement.rounds` by default); each step is judged original (side a) against improved (side b)."""
         r = self.config.refinement
-        problems = self.task.sample_train(r.prompts, self.rng)
+        problems = self.task.sample_train(n or r.prompts, self.rng)
         prompts = [p.prompt for p in problems]
         current = ray.get(self.policy_gen.generate.remote(prompts, self.sampling, self._seeds(len(prompts))))
         steps, verdicts = [], []
-        for _ in range(r.rounds):
+        for _ in range(rounds or r.rounds):
             asks = [r.critique_template.format(prompt=p, response=a) for p, a in zip(prompts, current)]
             critiques = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
             asks = [r.refine_template.format(prompt=p, response=a, critique=c) for p, a, c in zip(prompts, current, critiques)]
@@ -319,3 +339,13 @@ def format_row(row: dict[str, Any]) -> str:
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def judge_spec(judge: JudgeConfig) -> JudgeSpec:
+    """The judge section of a recipe as the judge actor takes it."""
+    principles = [
+        Principle(p.name, p.rule, p.weight, dict(p.options), str(p.model) if p.model else None, p.label)
+        for p in judge.constitution
+    ]
+    reward_model = str(judge.reward_model) if judge.reward_model else None
+    return JudgeSpec(judge.kind, reward_model, judge.tie_margin, principles)

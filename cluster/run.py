@@ -18,7 +18,7 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
     """The whole pipeline for one recipe; returns the summary also written to `summary.json`."""
     config = with_run_dir(config)
     run = RunDir.create(config, overwrite=overwrite)
-    started_ray = _connect(config)
+    started_ray = connect(config)
     orchestrator = Orchestrator(config, run, show_progress=show_progress)
     try:
         orchestrator.start()
@@ -29,7 +29,7 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
             ray.shutdown()
 
 
-def _connect(config: RunConfig) -> bool:
+def connect(config: RunConfig) -> bool:
     """Join the configured cluster, or start a local one; True when this call started it."""
     if ray.is_initialized():
         return False

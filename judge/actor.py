@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import ray
 
-from judge.constitution import Principle
-from judge.registry import make_judge
+from judge.registry import JudgeSpec, make_judge
 from judge.verdict import Verdict
 from tasks.addition import Problem
 
 
 class JudgeHost:
-    def __init__(self, kind: str, constitution: list[Principle] | None = None) -> None:
-        self.impl = make_judge(kind, constitution)
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.impl = make_judge(spec)
 
     def name(self) -> str:
         return self.impl.name
@@ -23,5 +22,5 @@ class JudgeHost:
         return self.impl.score_all(problems, responses)
 
 
-def judge_actor(name: str, kind: str, constitution: list[Principle] | None = None):
-    return ray.remote(JudgeHost).options(name=name, num_cpus=0).remote(kind, constitution)
+def judge_actor(name: str, spec: JudgeSpec, num_gpus: float = 0):
+    return ray.remote(JudgeHost).options(name=name, num_cpus=0, num_gpus=num_gpus).remote(spec)

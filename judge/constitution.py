@@ -1,17 +1,22 @@
 """Constitutional scoring: a base judge's score plus weighted adherence to explicit principles.
 
 score = base score + sum(weight x adherence), adherence in [0, 1] per principle. A principle's
-adherence comes from a named rule registered here (a recipe names it and its options), so a
-constitution is data, checked when the recipe is read, and every verdict records the
+adherence comes from a named rule registered here (a recipe names it and its options) or from
+an auxiliary model (a sequence classifier: the probability of the label that means "adheres"),
+so a constitution is data, checked when the recipe is read, and every verdict records the
 per-principle adherence of both sides.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from judge.base import Judge, JudgeError
+from judge.scorer import load_scorer
 from judge.verdict import Verdict, verdict_from_scores
 from tasks.addition import Problem
 
@@ -52,20 +57,49 @@ def _avoids(problem: Problem, response: str, pattern: str) -> float:
 
 @dataclass(frozen=True)
 class Principle:
+    """A rule with its options, or a classifier checkpoint (`model`) and the index of the label
+    meaning adherence (`label`; none for a one-logit model, whose sigmoid is the adherence)."""
+
     name: str
-    rule: str
-    weight: float
+    rule: str | None = None
+    weight: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    label: int | None = None
 
     def adherence(self, problem: Problem, response: str) -> float:
-        value = RULES[self.rule](problem, response, **self.options)
-        if not 0.0 <= value <= 1.0:
-            raise JudgeError(f"principle {self.name!r}: rule {self.rule!r} returned {value}, outside [0, 1]")
-        return value
+        return self.adherence_all([problem], [response])[0]
+
+    def adherence_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+        """Adherence of each response, in [0, 1]; a model principle scores them in batches."""
+        if self.model is not None:
+            values = model_adherence(self.model, self.label, [p.prompt for p in problems], responses)
+        else:
+            values = [RULES[self.rule](p, r, **self.options) for p, r in zip(problems, responses, strict=True)]
+        for value in values:
+            if not 0.0 <= value <= 1.0:
+                source = f"rule {self.rule!r}" if self.model is None else f"model {self.model!r}"
+                raise JudgeError(f"principle {self.name!r}: {source} returned {value}, outside [0, 1]")
+        return values
 
 
-def check_principle(name: str, rule_name: str, options: dict[str, Any]) -> None:
-    """Fail early, with the rules known, when a recipe names an unknown rule or bad options."""
+def model_adherence(model: str, label: int | None, prompts: list[str], responses: list[str]) -> list[float]:
+    """The classifier's probability of `label` (softmax over labels), or sigmoid of its one logit."""
+    logits = load_scorer(model).logits(prompts, responses)
+    if label is None:
+        return torch.sigmoid(logits[:, 0]).tolist()
+    return torch.softmax(logits, dim=-1)[:, label].tolist()
+
+
+def check_principle(
+    name: str, rule_name: str | None, options: dict[str, Any], model: Path | None = None, label: int | None = None
+) -> None:
+    """Fail early, with what is known, when a recipe names an unknown rule, bad options or an unusable model."""
+    if (rule_name is None) == (model is None):
+        raise ValueError(f"principle {name!r}: give exactly one of rule (a registered rule) or model (a classifier checkpoint)")
+    if model is not None:
+        _check_model_principle(name, model, label)
+        return
     if rule_name not in RULES:
         raise ValueError(f"principle {name!r}: unknown rule {rule_name!r}; known rules: {', '.join(sorted(RULES))}")
     try:
@@ -79,6 +113,21 @@ def check_principle(name: str, rule_name: str, options: dict[str, Any]) -> None:
         raise ValueError(f"principle {name!r}: rule {rule_name!r} fails with options {options}: {err}") from None
 
 
+def _check_model_principle(name: str, model: Path, label: int | None) -> None:
+    from transformers import AutoConfig
+
+    if not (model / "config.json").is_file():
+        raise ValueError(f"principle {name!r}: model {str(model)!r} is not a Hugging Face checkpoint directory (no config.json)")
+    labels = AutoConfig.from_pretrained(model).num_labels
+    if labels == 1 and label not in (None, 0):
+        raise ValueError(f"principle {name!r}: model {str(model)!r} has one logit; leave label out (adherence is its sigmoid)")
+    if labels > 1 and (label is None or not 0 <= label < labels):
+        raise ValueError(
+            f"principle {name!r}: model {str(model)!r} has {labels} labels; set label to the index (0-{labels - 1}) "
+            "of the label that means the response adheres"
+        )
+
+
 class ConstitutionalJudge(Judge):
     """Wraps any judge; every mode that uses a judge can use this one."""
 
@@ -88,13 +137,22 @@ class ConstitutionalJudge(Judge):
         self.name = f"constitutional({base.name})"
 
     def score(self, problem: Problem, response: str) -> float:
-        return self.base.score(problem, response) + sum(p.weight * p.adherence(problem, response) for p in self.principles)
+        return self.score_all([problem], [response])[0]
+
+    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+        scores = self.base.score_all(problems, responses)
+        for p in self.principles:
+            scores = [s + p.weight * a for s, a in zip(scores, p.adherence_all(problems, responses))]
+        return scores
 
     def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         base = self.base.judge(problems, responses_a, responses_b)
+        per_principle = {
+            p.name: (p.adherence_all(problems, responses_a), p.adherence_all(problems, responses_b)) for p in self.principles
+        }
         verdicts = []
-        for problem, a, b, v in zip(problems, responses_a, responses_b, base):
-            adherence = {p.name: (p.adherence(problem, a), p.adherence(problem, b)) for p in self.principles}
+        for i, v in enumerate(base):
+            adherence = {name: (a[i], b[i]) for name, (a, b) in per_principle.items()}
             score_a = v.score_a + sum(p.weight * adherence[p.name][0] for p in self.principles)
             score_b = v.score_b + sum(p.weight * adherence[p.name][1] for p in self.principles)
             verdicts.append(verdict_from_scores(score_a, score_b, v.reason, principles=adherence))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pyarrow as pa
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
 from learner.mixing import PREFERENCE_COLUMNS, count_source, load_preferences, mix_preferences
 from learner.sequences import encode_pairs, token_logps
@@ -186,14 +186,9 @@ class Learner:
 
     def save_checkpoint(self, path: str | Path) -> str:
         """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into place."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        if path.exists():
-            path.rename(old)  # the previous checkpoint stays whole until the new one is in place
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-        return str(path)
+
+        def write(tmp: Path) -> None:
+            self.policy.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+
+        return str(replace_dir_atomically(Path(path), write))

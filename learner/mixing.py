@@ -23,29 +23,52 @@ class PreferenceDataError(ValueError):
 
 def load_preferences(path: str | Path) -> pa.Table:
     """A Parquet or JSONL file with string columns prompt, chosen, rejected (others are ignored)."""
+    return load_text_columns(path, PREFERENCE_COLUMNS, "preference data")
+
+
+def as_preferences(data: "pa.Table | list[dict] | str | Path") -> pa.Table:
+    """Preference pairs from a table, a list of rows or a Parquet/JSONL path, checked and cut to
+    prompt, chosen, rejected."""
+    return as_text_columns(data, PREFERENCE_COLUMNS, "preference data")
+
+
+def as_text_columns(data: "pa.Table | list[dict] | str | Path", columns: tuple[str, ...], what: str) -> pa.Table:
+    """A table of the string `columns` from a table, a list of rows or a file path."""
+    if isinstance(data, (str, Path)):
+        return load_text_columns(data, columns, what)
+    if isinstance(data, list):
+        data = pa.Table.from_pylist(data) if data else pa.table({c: pa.array([], pa.string()) for c in columns})
+    if not isinstance(data, pa.Table):
+        raise PreferenceDataError(f"{what}: expected a pyarrow Table, a list of dicts or a file path, got {type(data).__name__}")
+    return _checked(data, columns, f"{what} (a {type(data).__name__})")
+
+
+def load_text_columns(path: str | Path, columns: tuple[str, ...], what: str) -> pa.Table:
     path = Path(path)
     if not path.is_file():
-        raise PreferenceDataError(f"preference data {str(path)!r} does not exist")
+        raise PreferenceDataError(f"{what} {str(path)!r} does not exist")
     if path.suffix == ".parquet":
         table = pq.read_table(path)
     elif path.suffix in (".jsonl", ".json"):
         table = pj.read_json(path)
     else:
-        raise PreferenceDataError(f"preference data {str(path)!r}: expected a .parquet or .jsonl file")
-    missing = [c for c in PREFERENCE_COLUMNS if c not in table.column_names]
+        raise PreferenceDataError(f"{what} {str(path)!r}: expected a .parquet or .jsonl file")
+    return _checked(table, columns, f"{what} {str(path)!r}")
+
+
+def _checked(table: pa.Table, columns: tuple[str, ...], where: str) -> pa.Table:
+    missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise PreferenceDataError(
-            f"preference data {str(path)!r} lacks column(s) {missing}; it needs {list(PREFERENCE_COLUMNS)}"
-        )
-    table = table.select(list(PREFERENCE_COLUMNS))
+        raise PreferenceDataError(f"{where} lacks column(s) {missing}; it needs {list(columns)}")
+    table = table.select(list(columns))
     if table.num_rows == 0:
-        raise PreferenceDataError(f"preference data {str(path)!r} has no rows")
+        raise PreferenceDataError(f"{where} has no rows")
     try:
-        table = table.cast(pa.schema([(c, pa.string()) for c in PREFERENCE_COLUMNS]))
+        table = table.cast(pa.schema([(c, pa.string()) for c in columns]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise PreferenceDataError(f"preference data {str(path)!r}: prompt, chosen and rejected must be text ({err})") from None
-    if any(table.column(c).null_count for c in PREFERENCE_COLUMNS):
-        raise PreferenceDataError(f"preference data {str(path)!r} has empty (null) prompt, chosen or rejected values")
+        raise PreferenceDataError(f"{where}: {', '.join(columns)} must be text ({err})") from None
+    if any(table.column(c).null_count for c in columns):
+        raise PreferenceDataError(f"{where} has empty (null) values in {', '.join(columns)}")
     return table
 
 

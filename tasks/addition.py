@@ -76,3 +76,11 @@ def accuracy(problems: list[Problem], responses: list[str]) -> float:
     if not problems:
         return 0.0
     return sum(is_correct(p, r) for p, r in zip(problems, responses, strict=True)) / len(problems)
+
+
+def wrong_answer(problem: Problem, rng: np.random.Generator) -> str:
+    """The answer with one digit changed: a near miss, the hardest kind of wrong for a verifier."""
+    digits = list(problem.answer)
+    i = int(rng.integers(len(digits)))
+    digits[i] = str((int(digits[i]) + int(rng.integers(1, 10))) % 10)
+    return "".join(digits)

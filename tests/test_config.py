@@ -70,7 +70,7 @@ def test_preference_file_contents_are_checked_before_anything_is_written(tmp_pat
 
 
 def test_unknown_key_inside_a_list_of_sections_names_the_allowed_keys() -> None:
-    with pytest.raises(ConfigError, match=r"judge\.constitution\.0\.wieght: unknown key; allowed here: name, options, rule, weight"):
+    with pytest.raises(ConfigError, match=r"judge\.constitution\.0\.wieght: unknown key; allowed here: label, model, name, options, rule, weight"):
         parse_config({"judge": {"constitution": [{"name": "p", "rule": "max_length", "options": {"max_chars": 3}, "wieght": 1}]}})
 
 

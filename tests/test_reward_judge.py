@@ -1,0 +1,110 @@
+"""The reward-model judge and model-scored principles, against the classifier run by hand."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from cluster.config import ConfigError, parse_config
+from judge.base import JudgeError
+from judge.constitution import ConstitutionalJudge, Principle
+from judge.registry import JudgeSpec, make_judge
+from judge.reward_model import RewardModelJudge, win_probability
+from judge.rules import ExactAnswerJudge
+from tasks.addition import Problem
+
+PROBLEMS = [Problem("1+2=", "30"), Problem("4+4=", "80"), Problem("9+9=", "81")]
+A = ["30", "8", "81"]
+B = ["31", "80", "8"]
+
+
+def _classifier(tiny_model: Path, root: Path, num_labels: int) -> Path:
+    torch.manual_seed(num_labels)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=num_labels)
+    with torch.no_grad():  # a random head large enough that the logits differ clearly
+        model.score.weight.normal_(0, 1.0)
+    path = root / f"classifier-{num_labels}"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reward_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _classifier(tiny_model, tmp_path_factory.mktemp("rm"), 1)
+
+
+def _by_hand(path: Path, prompts: list[str], responses: list[str]) -> torch.Tensor:
+    """Each text alone (no padding), as TRL's RewardTrainer formats it: prompt + response + EOS."""
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    with torch.no_grad():
+        return torch.cat([model(**tok(p + r + tok.eos_token, return_tensors="pt")).logits for p, r in zip(prompts, responses)])
+
+
+def test_win_probability_is_bradley_terry() -> None:
+    assert win_probability(0.0, 0.0) == 0.5
+    assert win_probability(1.0, 0.0) == pytest.approx(1 / (1 + math.exp(-1)))
+    assert win_probability(0.0, 2.0) == pytest.approx(0.11920292)
+
+
+def test_verdicts_follow_the_rewards_the_model_gives(reward_model: Path) -> None:
+    judge = RewardModelJudge(reward_model)
+    prompts = [p.prompt for p in PROBLEMS]
+    ra, rb = _by_hand(reward_model, prompts, A)[:, 0], _by_hand(reward_model, prompts, B)[:, 0]
+    verdicts = judge.judge(PROBLEMS, A, B)  # batched, padded: must match the unpadded scores
+    for v, a, b in zip(verdicts, ra.tolist(), rb.tolist()):
+        assert v.score_a == pytest.approx(a, abs=1e-4) and v.score_b == pytest.approx(b, abs=1e-4)
+        assert v.winner == ("a" if a > b else "b")
+        assert f"P(a beats b) {win_probability(a, b):.3f}" in v.reason
+    assert judge.score_all(PROBLEMS, A) == pytest.approx(ra.tolist(), abs=1e-4)
+
+
+def test_rewards_within_the_margin_tie(reward_model: Path) -> None:
+    gaps = [abs(v.score_a - v.score_b) for v in RewardModelJudge(reward_model).judge(PROBLEMS, A, B)]
+    margin = sorted(gaps)[1]  # the two smallest gaps tie, the largest does not
+    verdicts = RewardModelJudge(reward_model, tie_margin=margin).judge(PROBLEMS, A, B)
+    assert [v.winner == "tie" for v in verdicts] == [g <= margin for g in gaps]
+    assert sum(v.winner == "tie" for v in verdicts) == 2
+
+
+def test_reward_model_must_have_one_label(tiny_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(JudgeError, match="has 2 labels; a reward model has one"):
+        RewardModelJudge(_classifier(tiny_model, tmp_path, 2))
+    with pytest.raises(JudgeError, match="not a Hugging Face checkpoint"):
+        RewardModelJudge(tmp_path / "nothing")
+    with pytest.raises(JudgeError, match="needs judge.reward_model"):
+        make_judge(JudgeSpec("reward_model"))
+
+
+def test_model_principle_adherence_is_the_label_probability(tiny_model: Path, tmp_path: Path) -> None:
+    two = _classifier(tiny_model, tmp_path, 2)
+    prompts = [p.prompt for p in PROBLEMS]
+    expected = torch.softmax(_by_hand(two, prompts, A), -1)[:, 1].tolist()
+    principle = Principle("helpful", model=str(two), label=1, weight=0.5)
+    assert principle.adherence_all(PROBLEMS, A) == pytest.approx(expected, abs=1e-4)
+    one = Principle("calm", model=str(_classifier(tiny_model, tmp_path, 1)))
+    sigmoid = torch.sigmoid(_by_hand(Path(one.model), prompts, A)[:, 0]).tolist()
+    assert one.adherence_all(PROBLEMS, A) == pytest.approx(sigmoid, abs=1e-4)
+
+    judge = ConstitutionalJudge(ExactAnswerJudge(), [principle])
+    verdicts = judge.judge(PROBLEMS, A, B)
+    for v, e in zip(verdicts, expected):
+        assert v.principles["helpful"][0] == pytest.approx(e, abs=1e-4)
+    assert verdicts[0].score_a == pytest.approx(1 + 0.5 * expected[0], abs=1e-4)
+
+
+def test_recipe_checks_reward_model_and_model_principles(tiny_model: Path, tmp_path: Path) -> None:
+    two = _classifier(tiny_model, tmp_path, 2)
+    config = parse_config({"judge": {"kind": "reward_model", "reward_model": str(_classifier(tiny_model, tmp_path, 1)), "tie_margin": 0.2,
+                                      "constitution": [{"name": "helpful", "model": str(two), "label": 1}]}})
+    assert config.judge.reward_model.is_absolute() and config.judge.constitution[0].model == two.resolve()
+    with pytest.raises(ConfigError, match="judge kind reward_model needs reward_model"):
+        parse_config({"judge": {"kind": "reward_model"}})
+    with pytest.raises(ConfigError, match="has 2 labels; set label to the index"):
+        parse_config({"judge": {"constitution": [{"name": "helpful", "model": str(two)}]}})
+    with pytest.raises(ConfigError, match="give exactly one of rule"):
+        parse_config({"judge": {"constitution": [{"name": "p", "rule": "max_length", "model": str(two), "label": 0}]}})
+    with pytest.raises(ConfigError, match="not a Hugging Face checkpoint directory"):
+        parse_config({"judge": {"constitution": [{"name": "p", "model": str(tmp_path / "none")}]}})
