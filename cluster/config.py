@@ -27,7 +27,7 @@ class TaskConfig(_Section):
 
     name: Literal["addition"] = "addition"
     digits: int = Field(3, ge=1, le=6)
-    reverse: bool = Field(True, description="zero-padded operands, sum written least-significant digit first")
+    reverse: bool = Field(True, description="every number zero-padded, least-significant digit first")
     held_out_size: int = Field(256, ge=8, description="held-out problems scored every iteration")
     held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
 
@@ -94,6 +94,7 @@ class SFTConfig(_Section):
     warmup_steps: int = Field(100, ge=1, description="linear learning-rate warm-up")
     stop_at_accuracy: float | None = Field(0.3, gt=0, le=1)
     validation_size: int = Field(256, ge=8)
+    retention_share: float = Field(0.25, ge=0, lt=1, description="share of each batch from built-in retention tasks")
 
 
 class RewardModelConfig(_Section):
@@ -255,8 +256,39 @@ class SelfPlayConfig(_Section):
     modes: list[Literal["head_to_head", "adversarial", "refinement", "skill"]] = Field(["head_to_head"], min_length=1)
 
 
+class RetentionConfig(_Section):
+    """A held-out task the run does not train on in self-play, scored every iteration (greedy,
+    exact match) against the starting policy: does self-play cost the policy what it knew?
+
+    `digits`: the built-in addition with operands of this many digits; its training problems
+    join the SFT warm-up (`sft.retention_share` of each batch) and self-play never sees them.
+    `path`: a Parquet or JSONL file with `prompt` and `answer` columns (a benchmark the
+    starting model already knows)."""
+
+    name: str
+    digits: int | None = Field(None, ge=1, le=6)
+    path: Path | None = None
+    size: int = Field(128, ge=1, description="problems scored (from the file: its first this many)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RetentionConfig":
+        if (self.digits is None) == (self.path is None):
+            raise ValueError(f"retention task {self.name!r}: give exactly one of digits (built-in addition) or path (a file)")
+        if self.path is None:
+            return self
+        from learner.mixing import PreferenceDataError, load_text_columns
+
+        try:
+            load_text_columns(self.path, ("prompt", "answer"), f"retention task {self.name!r}")
+        except PreferenceDataError as err:
+            raise ValueError(str(err)) from None
+        return self.model_copy(update={"path": self.path.resolve()})
+
+
 class EvalConfig(_Section):
     """What is measured every iteration besides held-out accuracy."""
+
+    retention: list[RetentionConfig] = Field(default_factory=list, description="capability-retention tasks")
 
     diversity_prompts: int = Field(16, ge=1, description="fixed held-out prompts sampled for diversity")
     diversity_samples: int = Field(8, ge=2, description="samples per diversity prompt")
@@ -290,6 +322,19 @@ class RunConfig(_Section):
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()
+
+    @model_validator(mode="after")
+    def _retention_is_held_out(self) -> "RunConfig":
+        names = [r.name for r in self.eval.retention]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")
+        for r in self.eval.retention:
+            if r.digits == self.task.digits:
+                raise ValueError(
+                    f"eval.retention {r.name!r} has digits {r.digits}, the task self-play trains on; "
+                    "a retention task must be one the run does not train on"
+                )
+        return self
 
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"

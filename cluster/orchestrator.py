@@ -21,6 +21,7 @@ from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
 from cluster.config import JudgeConfig, RunConfig
 from cluster.diversity import diversity
+from cluster.retention import compared, retention_problems, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
 from judge.constitution import Principle
@@ -51,6 +52,9 @@ class Orchestrator:
         self.sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
         self.greedy = Sampling(GREEDY.temperature, GREEDY.top_p, g.max_new_tokens)
         self.version = 0
+        self.retention_tasks = retention_tasks(config)
+        self.retention = retention_problems(config)
+        self.retention_start: dict[str, float] = {}
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -112,7 +116,7 @@ class Orchestrator:
         for begin in range(0, sft.steps, SFT_CHUNK):
             batches = []
             for _ in range(min(SFT_CHUNK, sft.steps - begin)):
-                problems = self.task.sample_train(sft.batch_size, self.rng)
+                problems = sft_problems(self.task, self.retention_tasks, sft.retention_share, sft.batch_size, self.rng)
                 batches.append(([self._sft_prompt(p.prompt) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
             val = ray.get(self.learner.exact_match.remote(*val_args))
@@ -157,6 +161,7 @@ class Orchestrator:
         self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
         row.update(
             accuracy=self.evaluate(),
+            **self.measure_retention(),
             **self.measure_diversity(),
             pairs=int(stats["pairs"]),
             external_pairs=int(stats["external_pairs"]),
@@ -275,11 +280,36 @@ class Orchestrator:
             self._print(f"warning: distinct-2 {measured['distinct_2']:.3f} is below {e.min_distinct_2}: the policy may be collapsing")
         return measured
 
+    def measure_retention(self) -> dict[str, Any]:
+        """Greedy accuracy on each retention task, and its change since the first measurement
+        (the starting policy); empty when the recipe names no retention task."""
+        if not self.retention:
+            return {}
+        names = list(self.retention)
+        problems = [p for name in names for p in self.retention[name]]
+        responses = ray.get(self.policy_gen.generate.remote([p.prompt for p in problems], self.greedy))
+        now, begin = {}, 0
+        for name in names:
+            k = len(self.retention[name])
+            now[name] = accuracy(problems[begin : begin + k], responses[begin : begin + k])
+            begin += k
+        self.retention_start = self.retention_start or now
+        return {"retention": now, "retention_vs_start": compared(now, self.retention_start)}
+
+    def initial_row(self) -> dict[str, Any]:
+        """Iteration 0 of `metrics.jsonl`: the starting policy, before any self-play."""
+        return {
+            "iteration": 0, "accuracy": self.evaluate(), **self.measure_retention(), **NO_GAMES,
+            "elo": self.config.league.initial_elo, "seconds": 0.0,
+        }
+
     def run_loop(self) -> dict[str, Any]:
         started = time.perf_counter()
-        initial = self.evaluate()
-        self._print(f"held-out accuracy after SFT: {initial:.3f}")
-        self.run.append_metrics({"iteration": 0, "accuracy": initial, **NO_GAMES, "elo": self.config.league.initial_elo, "seconds": 0.0})
+        first = self.initial_row()
+        initial = first["accuracy"]
+        retained = "".join(f", {name} {acc:.3f}" for name, acc in first.get("retention", {}).items())
+        self._print(f"held-out accuracy after SFT: {initial:.3f}{retained}")
+        self.run.append_metrics(first)
         rows = []
         iterations = self.config.self_play.iterations
         for it in tqdm(range(1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress):
@@ -302,6 +332,8 @@ class Orchestrator:
             "elo_by_policy": ratings,
             "bt_by_policy": bt,
             "games": sum(r.get("games", 0) for r in rows),
+            "retention_initial": first.get("retention"),
+            "retention_final": rows[-1].get("retention") if rows else first.get("retention"),
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
             "run_dir": str(self.run.root),
@@ -331,6 +363,8 @@ def format_row(row: dict[str, Any]) -> str:
         parts.append("skill " + " ".join(f"{k} {v:.2f}" for k, v in row["skill_win_rates"].items()))
     if "refinement_traces" in row:
         parts.append(f"refined-better {row['refinement_improved']:4d}/{row['refinement_traces']}")
+    if "retention" in row:
+        parts.append("retain " + " ".join(f"{k} {v:.3f} ({row['retention_vs_start'][k]:+.3f})" for k, v in row["retention"].items()))
     parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]
     if row.get("admitted"):
         parts.append(f"admitted {row['admitted']}")

@@ -23,7 +23,8 @@ import pyarrow as pa
 import ray
 
 from cluster.config import RunConfig, load_recipe, to_yaml, with_run_dir
-from cluster.orchestrator import NO_GAMES, Orchestrator, format_row
+from cluster.orchestrator import Orchestrator, format_row
+from cluster.retention import retention_tasks, sft_problems
 from cluster.run import connect
 from cluster.run_dir import RunDir, write_text_atomic
 from learner.mixing import as_preferences, as_text_columns
@@ -85,7 +86,8 @@ class RLHFPipeline:
             )
         s = self.config.sft
         if data is None:
-            problems = self.task.sample_train(max(s.steps, 1) * s.batch_size, self.rng)
+            extra = retention_tasks(self.config)
+            problems = sft_problems(self.task, extra, s.retention_share, max(s.steps, 1) * s.batch_size, self.rng)
             table = pa.table({"prompt": [p.prompt for p in problems], "completion": [p.answer for p in problems]})
         else:
             table = as_text_columns(data, COMPLETION_COLUMNS, "SFT data")
@@ -168,8 +170,7 @@ class RLHFPipeline:
             orch = Orchestrator(self.config, self.run, show_progress=self.show_progress)
             self._orchestrator = orch
             orch.start(base=self.policy_path, warm_up=False)
-            initial = orch.evaluate()
-            self.run.append_metrics({"iteration": 0, "accuracy": initial, **NO_GAMES, "elo": self.config.league.initial_elo, "seconds": 0.0})
+            self.run.append_metrics(orch.initial_row())
         return self._orchestrator
 
     def _builtin_preferences(self, n: int) -> pa.Table:

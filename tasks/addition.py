@@ -20,10 +20,14 @@ class Problem:
 class AdditionTask:
     """`a+b=` prompts with `digits`-digit operands; the answer is the decimal sum.
 
-    With `reverse=True` (the default) operands are zero-padded and the sum is written
-    least-significant digit first, `012+345=753`: each digit then depends only on digits
-    already seen plus a carry, which a two-layer model learns in seconds on a CPU; written
-    most-significant first, the same model needs many times the steps.
+    With `reverse=True` (the default) every number is zero-padded and written least-significant
+    digit first, operands and sum alike: 12 + 345 is `210+543=7530`. The i-th digit of the sum
+    then sits at the same distance from the i-th digits of both operands for every i, so one
+    relative-position pattern (what rotary attention learns) computes them all, plus a carry
+    from the digits just before. A four-layer model learns it in a few hundred steps whatever
+    the seed; with only the sum reversed, each digit needs its own offsets and the model
+    often stalls on one of them for thousands of steps; written most-significant first, it
+    needs many times the steps again.
     """
 
     def __init__(self, digits: int = 3, held_out_every: int = 10, reverse: bool = True) -> None:
@@ -36,7 +40,7 @@ class AdditionTask:
         if not self.reverse:
             return Problem(prompt=f"{a}+{b}=", answer=str(a + b))
         width = self.digits
-        return Problem(prompt=f"{a:0{width}d}+{b:0{width}d}=", answer=f"{a + b:0{width + 1}d}"[::-1])
+        return Problem(prompt=f"{a:0{width}d}"[::-1] + "+" + f"{b:0{width}d}"[::-1] + "=", answer=f"{a + b:0{width + 1}d}"[::-1])
 
     def is_held_out(self, a: int, b: int) -> bool:
         # A cryptographic hash, not arithmetic on a and b: any linear rule would hold out a

@@ -35,7 +35,7 @@ def test_addition_split_is_disjoint_and_answers_are_right() -> None:
     held = task.held_out(200)
     assert not {p.prompt for p in train} & {p.prompt for p in held}
     p = task.problem(12, 345)
-    assert p.prompt == "012+345=" and p.answer == "7530"  # 357 -> "0357" reversed
+    assert p.prompt == "210+543=" and p.answer == "7530"  # 012 + 345 = 0357, every number reversed
     assert AdditionTask(3, reverse=False).problem(12, 345) == Problem("12+345=", "357")
     assert accuracy([p, p], ["7530", "753"]) == 0.5
 

@@ -4,13 +4,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cluster.config import parse_config
+from cluster.retention import retention_problems
 from cluster.run import run_self_play
 from conftest import tiny_run
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
+from tasks.addition import Problem, accuracy
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +23,8 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
     run_dir = root / "run"
     external = root / "human.jsonl"
     external.write_text("".join(json.dumps({"prompt": f"{i}+1=", "chosen": str(i + 1)[::-1] + "0", "rejected": "0"}) + "\n" for i in range(9)))
+    benchmark = root / "benchmark.jsonl"  # a retention task from a file: 2-digit sums, written out
+    benchmark.write_text("".join(json.dumps({"prompt": f"{i:02d}+{i:02d}=", "answer": f"{2 * i:03d}"[::-1]}) + "\n" for i in range(12)))
     config = parse_config(
         tiny_run(
             run_dir,
@@ -27,6 +33,7 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
             self_play={"iterations": 2, "games_per_iteration": 96},
             # admit every round so the opponent generator must switch snapshots
             league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
+            eval={"retention": [{"name": "two-digit", "digits": 2, "size": 32}, {"name": "file", "path": str(benchmark), "size": 10}]},
         )
     )
     return run_self_play(config, show_progress=False), run_dir
@@ -119,3 +126,27 @@ def test_constitution_adherence_is_recorded_with_every_game(two_iterations) -> N
         [(name, (a, b))] = g["principles"]
         assert name == "short" and 0 <= a <= 1 and 0 <= b <= 1
         assert a == (1.0 if len(g["response_a"].strip()) <= 2 else 2 / len(g["response_a"].strip()))
+
+
+def test_retention_is_scored_against_the_starting_policy(two_iterations) -> None:
+    summary, run_dir = two_iterations
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    start = rows[0]["retention"]
+    assert set(start) == {"two-digit", "file"} and rows[0]["retention_vs_start"] == {"two-digit": 0.0, "file": 0.0}
+    for row in rows[1:]:
+        assert row["retention_vs_start"] == pytest.approx({k: row["retention"][k] - start[k] for k in start})
+    assert summary["retention_initial"] == start and summary["retention_final"] == rows[-1]["retention"]
+    # the starting policy's score, recomputed apart: transformers' greedy answers of checkpoint v0
+    config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    problems = retention_problems(config)
+    assert len(problems["two-digit"]) == 32 and len(problems["file"]) == 10
+    assert problems["file"][3] == Problem("03+03=", "600")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "checkpoints" / "v0")
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / "v0").eval()
+    for name, probs in problems.items():
+        answers = []
+        for p in probs:
+            ids = tokenizer(p.prompt, return_tensors="pt")["input_ids"]
+            out = model.generate(ids, max_new_tokens=8, do_sample=False)
+            answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+        assert start[name] == accuracy(probs, answers), name
