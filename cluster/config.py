@@ -139,7 +139,8 @@ class PrincipleConfig(_Section):
 
 
 class JudgeConfig(_Section):
-    kind: Literal["exact_answer", "reward_model"] = "exact_answer"
+    kind: str = Field("exact_answer", description="a rule verifier (exact_answer, normalized_match, numeric, regex), code or reward_model")
+    options: dict[str, Any] = Field(default_factory=dict, description="the verifier's options, e.g. numeric's tolerance")
     reward_model: Path | None = Field(None, description="a sequence-classification checkpoint with one label (kind reward_model)")
     tie_margin: float = Field(0.0, ge=0, description="reward model: rewards at most this far apart are a tie")
     num_gpus: float = Field(0, ge=0, description="GPUs for the judge actor (a reward model or principle classifiers)")
@@ -147,8 +148,24 @@ class JudgeConfig(_Section):
 
     @model_validator(mode="after")
     def _reward_model_given(self) -> "JudgeConfig":
-        if self.kind != "reward_model":
+        from judge.base import JudgeError
+        from judge.code import CodeJudge
+        from judge.registry import CODE, MODEL_KINDS, kinds
+        from judge.rules import check_verifier
+
+        if self.kind not in kinds():
+            raise ValueError(f"unknown judge kind {self.kind!r}; known kinds: {', '.join(kinds())}")
+        if self.kind == CODE:
+            try:
+                CodeJudge.from_options(self.options)
+            except JudgeError as err:
+                raise ValueError(str(err)) from None
             return self
+        if self.kind not in MODEL_KINDS:
+            check_verifier(self.kind, self.options)
+            return self
+        if self.options:
+            raise ValueError(f"options are for rule verifiers; {self.kind} takes reward_model and tie_margin")
         if self.reward_model is None or not (self.reward_model / "config.json").is_file():
             raise ValueError(
                 f"judge kind reward_model needs reward_model: a checkpoint directory with config.json (got {self.reward_model}); "

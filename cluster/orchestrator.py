@@ -382,4 +382,4 @@ def judge_spec(judge: JudgeConfig) -> JudgeSpec:
         for p in judge.constitution
     ]
     reward_model = str(judge.reward_model) if judge.reward_model else None
-    return JudgeSpec(judge.kind, reward_model, judge.tie_margin, principles)
+    return JudgeSpec(judge.kind, dict(judge.options), reward_model, judge.tie_margin, principles)

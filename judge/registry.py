@@ -4,11 +4,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from judge.base import Judge, JudgeError
+from judge.code import CodeJudge
 from judge.constitution import ConstitutionalJudge, Principle
 from judge.reward_model import RewardModelJudge
-from judge.rules import ExactAnswerJudge
+from judge.rules import VERIFIERS, RuleJudge
 
-KINDS = ("exact_answer", "reward_model")
+MODEL_KINDS = ("reward_model",)
+CODE = "code"
+
+
+def kinds() -> list[str]:
+    """Every judge kind a recipe may name: the registered verifiers, the code judge, the model judges."""
+    return sorted(VERIFIERS) + [CODE, *MODEL_KINDS]
 
 
 @dataclass(frozen=True)
@@ -16,6 +23,7 @@ class JudgeSpec:
     """What the judge actor builds: a kind, its options, and the constitution around it."""
 
     kind: str = "exact_answer"
+    options: dict = field(default_factory=dict)  # a verifier's options, or the code judge's limits
     reward_model: str | None = None  # a sequence-classification checkpoint, for kind reward_model
     tie_margin: float = 0.0  # reward model: rewards this close are a tie
     constitution: list[Principle] = field(default_factory=list)
@@ -25,12 +33,14 @@ def make_judge(spec: JudgeSpec | str, constitution: list[Principle] | None = Non
     """The judge a recipe names, wrapped in its constitution when it has one."""
     if isinstance(spec, str):
         spec = JudgeSpec(spec, constitution=list(constitution or []))
-    if spec.kind == "exact_answer":
-        base: Judge = ExactAnswerJudge()
+    if spec.kind in VERIFIERS:
+        base: Judge = RuleJudge(spec.kind, spec.options)
+    elif spec.kind == CODE:
+        base = CodeJudge.from_options(spec.options)
     elif spec.kind == "reward_model":
         if spec.reward_model is None:
             raise JudgeError("judge kind reward_model needs judge.reward_model: the path of a reward-model checkpoint")
         base = RewardModelJudge(spec.reward_model, spec.tie_margin)
     else:
-        raise JudgeError(f"unknown judge kind {spec.kind!r}; known kinds: {', '.join(KINDS)}")
+        raise JudgeError(f"unknown judge kind {spec.kind!r}; known kinds: {', '.join(kinds())}")
     return ConstitutionalJudge(base, spec.constitution) if spec.constitution else base

@@ -1,18 +1,131 @@
-"""Rule verifiers: the answer is checked against the known one, no model involved."""
+"""Rule verifiers: the response is checked against the problem's reference answer, no model involved.
+
+A verifier is a registered function `check(response, answer, **options) -> bool`; a recipe
+names one as `judge.kind` and gives its options in `judge.options`, checked when the recipe is
+read. Register your own with `@verifier("name")`.
+"""
 from __future__ import annotations
+
+import math
+import re
+import string
+from fractions import Fraction
+from typing import Any, Callable
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem, is_correct
+from tasks.addition import Problem
+
+Check = Callable[..., bool]
+VERIFIERS: dict[str, Check] = {}
+
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+)?|[-+]?\.\d+")
+BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-class ExactAnswerJudge(Judge):
-    """Score 1 for a response that is exactly the answer (surrounding whitespace ignored), else 0."""
+def verifier(name: str) -> Callable[[Check], Check]:
+    """Register `check(response, answer, **options) -> bool` under `name`."""
 
-    name = "exact_answer"
+    def register(fn: Check) -> Check:
+        VERIFIERS[name] = fn
+        return fn
+
+    return register
+
+
+@verifier("exact_answer")
+def exact_answer(response: str, answer: str) -> bool:
+    """Exactly the answer, whitespace around either ignored."""
+    return response.strip() == answer.strip()
+
+
+def normalize(text: str, case_sensitive: bool = False, strip_punctuation: bool = True, remove_articles: bool = True) -> str:
+    """SQuAD-style normalization: lower case, no punctuation, no articles, single spaces."""
+    if not case_sensitive:
+        text = text.lower()
+    if strip_punctuation:
+        text = text.translate(str.maketrans("", "", string.punctuation))
+    if remove_articles:
+        text = ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+@verifier("normalized_match")
+def normalized_match(
+    response: str, answer: str, case_sensitive: bool = False, strip_punctuation: bool = True, remove_articles: bool = True
+) -> bool:
+    """Equal after `normalize` (so "The Eiffel tower." matches "eiffel Tower")."""
+    opts = dict(case_sensitive=case_sensitive, strip_punctuation=strip_punctuation, remove_articles=remove_articles)
+    return normalize(response, **opts) == normalize(answer, **opts)
+
+
+def parse_number(text: str) -> float | None:
+    """A number as people write it: `-1,234.5`, `3/4`, `1e-3`; None when it is not one."""
+    text = text.strip().replace(",", "").replace(" ", "")
+    try:
+        return float(Fraction(text)) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def extract_number(response: str, extract: str = "last") -> float | None:
+    """The number a response gives: the `last` (or `first`) number in it, or the content of its last `\\boxed{}`."""
+    if extract == "boxed":
+        boxes = BOXED.findall(response)
+        return parse_number(boxes[-1]) if boxes else None
+    found = NUMBER.findall(response)
+    if not found:
+        return None
+    return parse_number(found[-1] if extract == "last" else found[0])
+
+
+@verifier("numeric")
+def numeric(response: str, answer: str, extract: str = "last", tolerance: float = 1e-6, relative_tolerance: float = 0.0) -> bool:
+    """The extracted number equals the answer within `tolerance` (absolute) or `relative_tolerance`."""
+    if extract not in ("last", "first", "boxed"):
+        raise ValueError(f"extract must be last, first or boxed, not {extract!r}")
+    if tolerance < 0 or relative_tolerance < 0:
+        raise ValueError("tolerances must be at least 0")
+    expected = parse_number(answer)
+    if expected is None and answer.strip():
+        raise JudgeError(f"numeric verifier: the reference answer {answer!r} is not a number")
+    got = extract_number(response, extract)
+    if got is None or expected is None:
+        return False
+    return math.isclose(got, expected, abs_tol=tolerance, rel_tol=relative_tolerance)
+
+
+@verifier("regex")
+def regex(response: str, answer: str, ignore_case: bool = False) -> bool:
+    """The whole (stripped) response matches the reference answer read as a regular expression."""
+    return re.fullmatch(answer, response.strip(), re.IGNORECASE if ignore_case else 0) is not None
+
+
+def check_verifier(kind: str, options: dict[str, Any]) -> None:
+    """Fail when the recipe is read, not mid-run, on an unknown verifier or options it does not take."""
+    if kind not in VERIFIERS:
+        raise ValueError(f"unknown verifier {kind!r}; known: {', '.join(sorted(VERIFIERS))}")
+    try:
+        VERIFIERS[kind]("1", "1", **options)
+    except TypeError as err:
+        raise ValueError(f"judge options {options} do not fit verifier {kind!r} ({err})") from None
+    except ValueError as err:
+        raise ValueError(f"verifier {kind!r} with options {options}: {err}") from None
+
+
+class RuleJudge(Judge):
+    """Score 1 for a response the verifier accepts, else 0; equal scores tie."""
+
+    def __init__(self, kind: str = "exact_answer", options: dict[str, Any] | None = None) -> None:
+        if kind not in VERIFIERS:
+            raise JudgeError(f"unknown verifier {kind!r}; known: {', '.join(sorted(VERIFIERS))}")
+        self.name = kind
+        self.check = VERIFIERS[kind]
+        self.options = dict(options or {})
 
     def score(self, problem: Problem, response: str) -> float:
-        return 1.0 if is_correct(problem, response) else 0.0
+        return 1.0 if self.check(response, problem.answer, **self.options) else 0.0
 
     def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
@@ -27,3 +140,9 @@ class ExactAnswerJudge(Judge):
             verdicts.append(verdict_from_scores(sa, sb, reason))
         return verdicts
 
+
+class ExactAnswerJudge(RuleJudge):
+    """The built-in task's judge: exactly the answer."""
+
+    def __init__(self) -> None:
+        super().__init__("exact_answer")

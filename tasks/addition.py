@@ -71,8 +71,8 @@ class AdditionTask:
 
 
 def is_correct(problem: Problem, response: str) -> bool:
-    """Exactly the answer, whitespace around it ignored."""
-    return response.strip() == problem.answer
+    """Exactly the answer, whitespace around it ignored (the `exact_answer` verifier)."""
+    return response.strip() == problem.answer.strip()
 
 
 def accuracy(problems: list[Problem], responses: list[str]) -> float:

@@ -1,0 +1,70 @@
+"""The code-execution judge: a response passes when its code passes the problem's unit tests.
+
+The problem's reference answer holds the tests (plain `assert`s, or anything that exits
+non-zero on failure); the response's code is the last fenced ```python block, or the whole
+response when it has none. Both run together in the sandbox (judge/sandbox.py), so a
+response that loops, forks, hogs memory or reaches outside is a recorded loss, never a stop.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from judge.base import Judge, JudgeError
+from judge.sandbox import SandboxLimits, SandboxResult, run_python
+from judge.verdict import Verdict, verdict_from_scores
+from tasks.addition import Problem
+
+FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)```", re.S)
+
+
+def extract_code(response: str) -> str:
+    blocks = FENCE.findall(response)
+    return blocks[-1] if blocks else response
+
+
+class CodeJudge(Judge):
+    name = "code"
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), workers: int = 4) -> None:
+        if workers < 1:
+            raise JudgeError(f"workers must be at least 1, got {workers}")
+        for field, value in vars(limits).items():
+            if value <= 0:
+                raise JudgeError(f"sandbox limit {field} must be above 0, got {value}")
+        self.limits = limits
+        self.workers = workers
+
+    @classmethod
+    def from_options(cls, options: dict) -> "CodeJudge":
+        """From a recipe's `judge.options`: any SandboxLimits field, and `workers`."""
+        options = dict(options)
+        workers = options.pop("workers", 4)
+        try:
+            limits = SandboxLimits(**options)
+        except TypeError:
+            known = ", ".join(sorted([*SandboxLimits.__dataclass_fields__, "workers"]))
+            raise JudgeError(f"code judge options {sorted(options)}: known options are {known}") from None
+        return cls(limits, workers)
+
+    def run(self, problems: list[Problem], responses: list[str]) -> list[SandboxResult]:
+        """Each response's code followed by its problem's tests, a few programs at a time."""
+        programs = [f"{extract_code(r)}\n\n# --- tests ---\n{p.answer}\n" for p, r in zip(problems, responses, strict=True)]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(lambda source: run_python(source, self.limits), programs))
+
+    def score(self, problem: Problem, response: str) -> float:
+        return self.score_all([problem], [response])[0]
+
+    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+        return [1.0 if r.passed else 0.0 for r in self.run(problems, responses)]
+
+    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+        if not len(problems) == len(responses_a) == len(responses_b):
+            raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
+        results = self.run(problems + problems, responses_a + responses_b)
+        n = len(problems)
+        return [
+            verdict_from_scores(float(a.passed), float(b.passed), f"a: {a.reason}; b: {b.reason}")
+            for a, b in zip(results[:n], results[n:])
+        ]

@@ -1,0 +1,102 @@
+"""The code-execution judge: passing code wins, and every escape attempt is a recorded loss."""
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from cluster.config import ConfigError, parse_config
+from judge.base import JudgeError
+from judge.code import CodeJudge, extract_code
+from judge.registry import JudgeSpec, make_judge
+from judge.sandbox import SandboxLimits, run_python
+from tasks.addition import Problem
+
+LIMITS = SandboxLimits(wall_seconds=2, cpu_seconds=1, memory_bytes=256 * 2**20, file_bytes=2**16, output_bytes=1024)
+TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+GOOD = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+def attacks(canary: Path, port: int) -> dict[str, tuple[str, str]]:
+    """name -> (the response's code, the start of the reason it must lose with)."""
+    return {
+        "infinite loop": ("while True:\n    pass", "cpu time limit"),
+        "sleeps forever": ("import time\ntime.sleep(60)", "timeout after 2s"),
+        "fork bomb": ("import os\nwhile True:\n    os.fork()", "blocked: os.fork"),
+        "memory hog": ("hog = bytearray(2**31)", "memory limit"),
+        "write outside": (f"open({str(canary.parent / 'escaped.txt')!r}, 'w').write('x')", "blocked: writing"),
+        "delete outside": (f"import os\nos.remove({str(canary)!r})", "blocked: os.remove"),
+        "rm -rf ~": ("import os\nos.system('rm -rf ~')", "blocked: os.system"),
+        "subprocess": ("import subprocess\nsubprocess.run(['rm', '-rf', '/tmp'])", "blocked: subprocess.Popen"),
+        "socket": (f"import socket\nsocket.create_connection(('127.0.0.1', {port}))", "blocked: socket"),
+        "ctypes": ("import ctypes\nctypes.CDLL(None).system(b'true')", "blocked: ctypes"),
+        "floods output": ("print('x' * 10**7)", "file size limit"),
+    }
+
+
+@pytest.fixture()
+def listener():
+    """A socket on loopback that records whether anything connected to it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(5)
+    connected = []
+    thread = threading.Thread(target=lambda: connected.append(_accept(server)), daemon=True)
+    thread.start()
+    yield server.getsockname()[1], connected
+    server.close()
+
+
+def _accept(server: socket.socket) -> bool:
+    try:
+        server.accept()
+        return True
+    except OSError:
+        return False
+
+
+def test_every_escape_is_contained_and_recorded_as_a_loss(tmp_path: Path, listener) -> None:
+    port, connected = listener
+    canary = tmp_path / "canary.txt"
+    canary.write_text("still here")
+    cases = attacks(canary, port)
+    judge = CodeJudge(LIMITS, workers=2)
+    problems = [Problem("write add(a, b)", TESTS)] * len(cases)
+    bad = [f"def add(a, b):\n    return a + b\n{code}" for code, _ in cases.values()]
+    verdicts = judge.judge(problems, [GOOD] * len(cases), bad)
+    for (name, (_, expected)), v in zip(cases.items(), verdicts):
+        assert (v.winner, v.score_a, v.score_b) == ("a", 1.0, 0.0), name
+        assert v.reason.startswith("a: passed; b: " + expected), (name, v.reason)
+    assert canary.read_text() == "still here"
+    assert not (tmp_path / "escaped.txt").exists()
+    assert Path.home().is_dir() and Path("/tmp").is_dir()
+    assert not [n for n in connected if n]
+
+
+def test_results_say_what_happened() -> None:
+    ok = run_python("print('hello')\n", LIMITS)
+    assert ok.passed and ok.reason == "passed" and ok.stdout == "hello\n" and ok.returncode == 0
+    failed = run_python("assert 1 + 1 == 3, 'arithmetic'\n", LIMITS)
+    assert not failed.passed and failed.reason == "AssertionError: arithmetic"
+    local = run_python("open('notes.txt', 'w').write('mine')\nassert open('notes.txt').read() == 'mine'\n", LIMITS)
+    assert local.passed  # its own directory is its to use
+    loud = run_python("print('y' * 5000)\n", LIMITS)
+    assert loud.passed and len(loud.stdout) == 1024  # output read back is capped
+    assert not [d for d in os.listdir("/tmp") if d.startswith("selfplay-sandbox-")]  # work dirs removed
+
+
+def test_code_is_taken_from_the_last_fence() -> None:
+    assert extract_code("plan\n```python\nx = 1\n```\nbetter:\n```py\nx = 2\n```") == "x = 2\n"
+    assert extract_code("x = 3") == "x = 3"
+    scores = CodeJudge(LIMITS).score_all([Problem("?", TESTS)] * 2, [GOOD, "def add(a, b): return a - b"])
+    assert scores == [1.0, 0.0]
+
+
+def test_recipe_sets_the_limits() -> None:
+    config = parse_config({"judge": {"kind": "code", "options": {"wall_seconds": 3, "memory_bytes": 2**28, "workers": 2}}})
+    judge = make_judge(JudgeSpec(config.judge.kind, config.judge.options))
+    assert judge.limits.wall_seconds == 3 and judge.limits.memory_bytes == 2**28 and judge.workers == 2
+    with pytest.raises(ConfigError, match="known options are cpu_seconds, file_bytes"):
+        parse_config({"judge": {"kind": "code", "options": {"timeout": 3}}})
+    with pytest.raises(JudgeError, match="wall_seconds must be above 0"):
+        CodeJudge(SandboxLimits(wall_seconds=0))
