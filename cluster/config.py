@@ -183,6 +183,8 @@ class LeagueConfig(_Section):
     near_skill_width: float = Field(100.0, gt=0, description="Elo gap weighted exp(-1/2) by near_skill")
     admission_threshold: float = Field(0.6, gt=0, le=1)
     min_admission_games: int = Field(32, ge=1)
+    max_snapshots: int | None = Field(None, ge=2, description="population cap; the lowest-rated snapshot beyond it retires")
+    payoff_decay: float = Field(1.0, gt=0, le=1, description="per-round discount of earlier results in PFSP's win rates")
 
 
 class DPOConfig(_Section):

@@ -10,24 +10,26 @@ import numpy as np
 from league.league import CURRENT, League
 from league.ratings import bradley_terry_with_intervals
 
-COLUMNS = ["policy", "version", "elo", "bt", "bt_low", "bt_high", "games", "win_rate_vs_previous"]
+COLUMNS = ["policy", "version", "retired", "elo", "bt", "bt_low", "bt_high", "games", "win_rate_vs_previous"]
 
 
 def league_table(league: League, rng: np.random.Generator, samples: int = 200) -> list[dict]:
-    """Snapshots in admission order, then the current policy; `win_rate_vs_previous` is each
-    policy's score rate against the snapshot admitted just before it (None for the first)."""
+    """Snapshots in admission order (retired ones included, marked), then the current policy;
+    `win_rate_vs_previous` is each policy's score rate against the snapshot admitted just
+    before it (None for the first)."""
     bt = bradley_terry_with_intervals(league.results, rng, samples=samples)
-    names = [s.name for s in league.population] + [CURRENT]
-    versions = {s.name: s.version for s in league.population}
+    snapshots = sorted(league.population + league.retired, key=lambda s: s.version)
+    names = [s.name for s in snapshots] + [CURRENT]
+    versions = {s.name: s.version for s in snapshots}
+    retired = {s.name for s in league.retired}
     rows = []
     for i, name in enumerate(names):
-        previous = league.population[i - 1].name if 0 < i <= len(league.population) else None
-        if name == CURRENT and league.population:
-            previous = league.population[-1].name
+        previous = names[i - 1] if i > 0 else None
         rating = bt.get(name)
         rows.append({
             "policy": name,
             "version": versions.get(name),
+            "retired": name in retired,
             "elo": league.ratings.get(name),
             "bt": rating.rating if rating else None,
             "bt_low": rating.low if rating else None,
@@ -58,5 +60,6 @@ def render(rows: list[dict], fmt: str) -> str:
         bt = "-" if r["bt"] is None else f"{r['bt']:.1f} [{r['bt_low']:.1f}, {r['bt_high']:.1f}]"
         version = "-" if r["version"] is None else str(r["version"])
         wr = "-" if r["win_rate_vs_previous"] is None else f"{r['win_rate_vs_previous']:.3f}"
-        lines.append(f"{r['policy']:<10} {version:>7} {r['elo']:>8.1f} {bt:>26} {r['games']:>7} {wr:>10}")
+        policy = r["policy"] + (" (ret.)" if r.get("retired") else "")
+        lines.append(f"{policy:<10} {version:>7} {r['elo']:>8.1f} {bt:>26} {r['games']:>7} {wr:>10}")
     return "\n".join(lines)
