@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                     help="go on with the run in RUN_DIR from its last saved state (with --iterations, --set self_play.*)")
     table = sub.add_parser("league", help="print a run's league table (Elo, Bradley-Terry with 95% interval, games)")
     table.add_argument("run_dir", type=Path)
     table.add_argument("--format", choices=["text", "csv", "json"], default="text")
@@ -46,20 +48,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         overrides = _overrides(args.set)
-        if args.run_dir is not None:
-            overrides["run_dir"] = str(args.run_dir)
         if args.iterations is not None:
             overrides["self_play.iterations"] = args.iterations
-        config = load_recipe(args.recipe, overrides)
+        if args.resume is not None:
+            config = _resume_recipe(args, overrides)
+        else:
+            if args.run_dir is not None:
+                overrides["run_dir"] = str(args.run_dir)
+            config = load_recipe(args.recipe, overrides)
     except ConfigError as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
 
-    from cluster.run import run_self_play  # Ray and torch load only once the recipe is valid
+    from cluster.resume import ResumeError
+    from cluster.run import resume_self_play, run_self_play  # Ray and torch load only once the recipe is valid
 
     try:
-        summary = run_self_play(config, overwrite=args.overwrite, show_progress=not args.quiet)
-    except RunDirError as err:
+        if args.resume is not None:
+            summary = resume_self_play(config, show_progress=not args.quiet)
+        else:
+            summary = run_self_play(config, overwrite=args.overwrite, show_progress=not args.quiet)
+    except (RunDirError, ResumeError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
@@ -122,6 +131,19 @@ def _human_import(args: argparse.Namespace) -> int:
     print(f"folded {len(results)} human verdicts into {state}")
     print(json.dumps(league.ratings, indent=1))
     return 0
+
+
+def _resume_recipe(args: argparse.Namespace, overrides: dict[str, object]):
+    """The run's own recipe; only how long it goes on (self_play.*) and where (cluster.*) may change."""
+    if args.recipe is not None or args.run_dir is not None or args.overwrite:
+        raise ConfigError("--resume takes the run's own recipe and directory; leave out RECIPE, --run-dir and --overwrite")
+    fixed = [k for k in overrides if not k.startswith(("self_play.", "cluster."))]
+    if fixed:
+        raise ConfigError(f"--resume: {', '.join(fixed)} cannot change mid-run; only self_play.* and cluster.* keys can")
+    recipe = args.resume / "config.yaml"
+    if not recipe.is_file():
+        raise ConfigError(f"{str(args.resume)!r} holds no run to resume (no config.yaml)")
+    return load_recipe(recipe, {**overrides, "run_dir": str(args.resume)})
 
 
 def _overrides(pairs: list[str]) -> dict[str, object]:

@@ -272,6 +272,7 @@ class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
     max_seconds: float | None = Field(None, gt=0, description="stop after the iteration that passes this much self-play time")
+    save_every: int = Field(1, ge=0, description="write the resumable state/ every N iterations (and at the end); 0 never")
     modes: list[Literal["head_to_head", "adversarial", "refinement", "skill"]] = Field(["head_to_head"], min_length=1)
 
 

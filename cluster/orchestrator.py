@@ -21,6 +21,7 @@ from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
 from cluster.config import JudgeConfig, RunConfig
 from cluster.diversity import diversity
+from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
@@ -30,6 +31,7 @@ from league.actor import league_actor
 from league.league import LeagueSettings
 from league.ratings import wilson_interval
 from learner.actor import learner_actor
+from learner.checkpoint import replace_dir_atomically
 from learner.learner import DPOSettings
 from learner.tiny_model import build_tiny_model
 from tasks.addition import AdditionTask, accuracy
@@ -78,11 +80,49 @@ class Orchestrator:
             self.warm_up()
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
         ray.get(self.league.admit.remote(0, v0))
-        spec = EngineSpec(v0, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
+        self._start_generators(v0, 0, "v0", (v0, 0))
+
+    def start_resumed(self, point: ResumePoint) -> None:
+        """Start the actors where a saved state left off: the learner from its state, the league
+        from the run's `league.json` (already rewound), the generators serving that version."""
+        cfg = self.config
+        name = self.actor_name
+        settings = DPOSettings(**cfg.dpo.model_dump())
+        policy = point.learner / "policy"
+        self.learner = learner_actor(name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus)
+        self.league = league_actor(name("league"), self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed, resume=True)
+        self.start_judge(cfg.judge)
+        if cfg.data.preferences is not None:
+            ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
+        self.version = ray.get(self.learner.load_state.remote(str(point.learner)))
+        ray.get(self.league.set_rng_state.remote(point.league_rng))
+        self.rng.bit_generator.state = point.rng
+        self.retention_start = point.retention_start
+        snapshots = ray.get(self.league.checkpoints.remote())
+        latest = max(snapshots, key=lambda n: snapshots[n][1])
+        self._start_generators(str(policy), self.version, latest, snapshots[latest])
+
+    def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
+        cfg = self.config
         gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
-        self.policy_gen = generator_actor(name("generator-current"), spec, "current", 0, **gen)
-        self.opponent_gen = generator_actor(name("generator-snapshots"), spec, "v0", 0, **gen)
+        spec = EngineSpec(policy, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
+        self.policy_gen = generator_actor(self.actor_name("generator-current"), spec, "current", version, **gen)
+        opponent = EngineSpec(checkpoint[0], cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
+        self.opponent_gen = generator_actor(self.actor_name("generator-snapshots"), opponent, snapshot, checkpoint[1], **gen)
         ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
+
+    def save_state(self, iteration: int, seconds: float) -> None:
+        """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py)."""
+        point = ResumePoint(
+            iteration, self.version, self.rng.bit_generator.state, ray.get(self.league.rng_state.remote()),
+            self.retention_start, seconds, self.run.root / "state" / "learner",
+        )
+
+        def write(tmp: Path) -> None:
+            ray.get([self.learner.save_state.remote(str(tmp / "learner")), self.league.save_to.remote(str(tmp / "league.json"))])
+            (tmp / "driver.json").write_text(driver_state(point))
+
+        replace_dir_atomically(self.run.root / "state", write)
 
     def start_judge(self, judge: JudgeConfig) -> None:
         """Start the judge actor the config describes, replacing the one running (a new judge
@@ -303,22 +343,33 @@ class Orchestrator:
             "elo": self.config.league.initial_elo, "seconds": 0.0,
         }
 
-    def run_loop(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        first = self.initial_row()
+    def run_loop(self, resumed: tuple[ResumePoint, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """Iterations up to `self_play.iterations`, from the first or from where a resumed run
+        stopped (`resumed`: its point and the metrics rows up to it)."""
+        if resumed is None:
+            first, rows, done, spent = self.initial_row(), [], 0, 0.0
+            retained = "".join(f", {name} {acc:.3f}" for name, acc in first.get("retention", {}).items())
+            self._print(f"held-out accuracy after SFT: {first['accuracy']:.3f}{retained}")
+            self.run.append_metrics(first)
+        else:
+            point, (first, *rows) = resumed
+            done, spent = point.iteration, point.seconds
+            self._print(f"resuming after iteration {done} (policy version {self.version})")
         initial = first["accuracy"]
-        retained = "".join(f", {name} {acc:.3f}" for name, acc in first.get("retention", {}).items())
-        self._print(f"held-out accuracy after SFT: {initial:.3f}{retained}")
-        self.run.append_metrics(first)
-        rows = []
-        iterations = self.config.self_play.iterations
-        for it in tqdm(range(1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress):
+        started = time.perf_counter() - spent
+        iterations, every = self.config.self_play.iterations, self.config.self_play.save_every
+        for it in tqdm(range(done + 1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress,
+                       initial=done, total=iterations):
             row = self.iteration(it)
             self.run.append_metrics(row)
             rows.append(row)
             self._print(format_row(row))
+            if every and (it % every == 0 or it == iterations):
+                self.save_state(it, time.perf_counter() - started)
             budget = self.config.self_play.max_seconds
             if budget is not None and time.perf_counter() - started >= budget:
+                if every:
+                    self.save_state(it, time.perf_counter() - started)
                 self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
                 break
         ratings = ray.get(self.league.ratings.remote())

@@ -8,6 +8,7 @@ import ray
 
 from cluster.config import RunConfig, with_run_dir
 from cluster.orchestrator import Orchestrator
+from cluster.resume import ResumePoint, rewind
 from cluster.run_dir import RunDir
 
 # Quiet the engines and tokenizers in every Ray worker of a local cluster.
@@ -18,11 +19,27 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
     """The whole pipeline for one recipe; returns the summary also written to `summary.json`."""
     config = with_run_dir(config)
     run = RunDir.create(config, overwrite=overwrite)
+    return _play(config, run, show_progress, resume=False)
+
+
+def resume_self_play(config: RunConfig, show_progress: bool = True) -> dict[str, Any]:
+    """Go on with the run in `config.run_dir` from its last saved state (see cluster/resume.py);
+    `config` is the run's own recipe, with more iterations or time if wanted."""
+    run = RunDir.reopen(config)
+    return _play(config, run, show_progress, resume=True)
+
+
+def _play(config: RunConfig, run: RunDir, show_progress: bool, resume: bool) -> dict[str, Any]:
+    point = ResumePoint.read(run.root) if resume else None
     started_ray = connect(config)
     orchestrator = Orchestrator(config, run, show_progress=show_progress)
     try:
-        orchestrator.start()
-        return orchestrator.run_loop()
+        if point is None:
+            orchestrator.start()
+            return orchestrator.run_loop()
+        rows = rewind(run.root, point)
+        orchestrator.start_resumed(point)
+        return orchestrator.run_loop((point, rows))
     finally:
         orchestrator.stop()
         if started_ray:

@@ -42,6 +42,15 @@ class RunDir:
         write_text_atomic(run.root / "config.yaml", to_yaml(config))
         return run
 
+    @classmethod
+    def reopen(cls, config: RunConfig) -> "RunDir":
+        """An existing run's directory, to resume it; its config.yaml is rewritten with `config`."""
+        if config.run_dir is None or not (config.run_dir / "config.yaml").is_file():
+            raise RunDirError(f"{str(config.run_dir)!r} holds no run (no config.yaml) to resume")
+        run = cls(config.run_dir.resolve())
+        write_text_atomic(run.root / "config.yaml", to_yaml(config))
+        return run
+
     def checkpoint(self, version: int) -> Path:
         (self.root / "checkpoints").mkdir(exist_ok=True)
         return self.root / "checkpoints" / f"v{version}"

@@ -20,15 +20,29 @@ from league.records import games_table, pairs_from_games, write_table_atomic
 
 
 class LeagueService:
-    def __init__(self, run_dir: str | Path, settings: LeagueSettings, seed: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, settings: LeagueSettings, seed: int = 0, resume: bool = False) -> None:
+        """A fresh league, or with `resume` the one in the run directory's `league.json`
+        (population, ratings and results exactly as saved; `settings` from the recipe)."""
         self.run_dir = Path(run_dir)
         self.state_path = self.run_dir / "league.json"
-        if self.state_path.exists():
-            raise FileExistsError(
-                f"{self.state_path} already exists; a league starts in a fresh run directory (resuming is not supported yet)"
-            )
-        self.league = League(settings)
+        if resume:
+            self.league = League.load(self.state_path)
+            self.league.settings = settings
+        elif self.state_path.exists():
+            raise FileExistsError(f"{self.state_path} already exists; a new league starts in a fresh run directory")
+        else:
+            self.league = League(settings)
         self.rng = np.random.default_rng(seed)
+
+    def rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def save_to(self, path: str) -> None:
+        """The league as it is now, to `path` (a resumable state's copy)."""
+        self.league.save(Path(path))
 
     def admit(self, version: int, checkpoint: str) -> Snapshot:
         snap = self.league.admit(version, checkpoint)

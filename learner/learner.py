@@ -5,6 +5,7 @@ Plain Python (the Ray actor only hosts it), so every step can be unit-tested wit
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -192,3 +193,29 @@ class Learner:
             self.tokenizer.save_pretrained(tmp)
 
         return str(replace_dir_atomically(Path(path), write))
+
+    def save_state(self, path: str | Path) -> str:
+        """Everything a resumed run needs to go on exactly where this one is: the policy (a
+        Hugging Face checkpoint), the reference's weights, the DPO optimizer's state, the
+        counters and the sampling generator. Written beside `path`, then renamed into place."""
+
+        def write(tmp: Path) -> None:
+            self.policy.save_pretrained(tmp / "policy")
+            self.tokenizer.save_pretrained(tmp / "policy")
+            torch.save(self.reference.state_dict(), tmp / "reference.pt")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            counters = {"version": self.version, "iterations": self.iterations, "rng": self.rng.bit_generator.state}
+            (tmp / "learner.json").write_text(json.dumps(counters))
+
+        return str(replace_dir_atomically(Path(path), write))
+
+    def load_state(self, path: str | Path) -> int:
+        """Take up a state written by `save_state` (the learner must have been built from its
+        `policy/` checkpoint, which holds the weights); returns the policy version."""
+        path = Path(path)
+        self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        counters = json.loads((path / "learner.json").read_text())
+        self.version, self.iterations = counters["version"], counters["iterations"]
+        self.rng.bit_generator.state = counters["rng"]
+        return self.version

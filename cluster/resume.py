@@ -1,0 +1,71 @@
+"""Resuming a run from its directory.
+
+After every `self_play.save_every` iterations the orchestrator writes `state/`, as one
+directory swapped into place: the learner's state (policy checkpoint, reference, optimizer,
+counters), a copy of the league as it stood then, and the driver's own (iteration, policy
+version, random generators, retention baseline, self-play seconds). A resumed run rewinds
+the directory to that point (the league restored from the copy, later metrics rows and
+round files removed, as a crash may have left them half-way through an iteration) and goes
+on from the next iteration with identical ratings and population.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.run_dir import write_text_atomic
+
+RECORD_DIRS = ("games", "pairs", "failures", "traces", "skill_games")
+ROUND_FILE = re.compile(r"round-(\d+)(?:-[a-z_]+)?\.parquet$")
+
+
+class ResumeError(RuntimeError):
+    """A run directory that cannot be resumed; the message says why."""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    iteration: int
+    version: int
+    rng: dict[str, Any]
+    league_rng: dict[str, Any]
+    retention_start: dict[str, float]
+    seconds: float
+    learner: Path  # the learner's state; its `policy/` is a Hugging Face checkpoint
+
+    @classmethod
+    def read(cls, root: Path) -> "ResumePoint":
+        driver = root / "state" / "driver.json"
+        if not driver.is_file():
+            raise ResumeError(
+                f"{str(root)!r} has no resumable state (state/driver.json); it was written by a run with "
+                "self_play.save_every: 0, or stopped before its first iteration ended; start it anew with --overwrite"
+            )
+        d = json.loads(driver.read_text())
+        return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner")
+
+
+def driver_state(point: ResumePoint) -> str:
+    return json.dumps({
+        "iteration": point.iteration, "version": point.version, "rng": point.rng, "league_rng": point.league_rng,
+        "retention_start": point.retention_start, "seconds": point.seconds,
+    })
+
+
+def rewind(root: Path, point: ResumePoint) -> list[dict[str, Any]]:
+    """Put the directory back where `point` left it; returns the metrics rows up to it."""
+    shutil.copyfile(root / "state" / "league.json", root / ".league.json.resume")
+    (root / ".league.json.resume").replace(root / "league.json")
+    rows = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    kept = [r for r in rows if r["iteration"] <= point.iteration]
+    write_text_atomic(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    for folder in RECORD_DIRS:
+        for path in (root / folder).glob("round-*.parquet"):
+            match = ROUND_FILE.match(path.name)
+            if match and int(match.group(1)) > point.iteration:
+                path.unlink()
+    return kept

@@ -1,0 +1,65 @@
+"""A run resumed from its directory goes on from its saved state, even after a crash mid-iteration."""
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cluster.cli import main
+from cluster.config import parse_config
+from cluster.run import run_self_play
+from conftest import read_metrics, tiny_run
+from judge.verdict import SCORE_OF_WINNER
+from league.league import GameResult, League
+from league.records import GAME_SCHEMA, read_tables
+
+GAMES = 64
+
+
+def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    config = parse_config(tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": GAMES},
+                                   league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"}))
+    first = run_self_play(config, show_progress=False)
+    saved = json.loads((run_dir / "state" / "league.json").read_text())
+    assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 2
+    assert saved == json.loads((run_dir / "league.json").read_text())
+
+    # a crash half-way through iteration 3: its games written, the league updated, a metrics row out
+    games = read_tables(run_dir / "games", GAME_SCHEMA)
+    pq.write_table(games.slice(0, 10).set_column(1, "round", pa.array([3] * 10, pa.int32())), run_dir / "games" / "round-00003.parquet")
+    league = League.load(run_dir / "league.json")
+    league.record([GameResult("current", "v0", 1.0)] * 50)
+    league.save(run_dir / "league.json")
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"iteration": 3, "accuracy": 0.0}) + "\n")
+
+    assert main(["run", "--resume", str(run_dir), "--iterations", "4", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = read_metrics(run_dir)
+    assert [r["iteration"] for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[3]["accuracy"] != 0.0 or rows[3]["games"] == GAMES  # the crashed row was replaced by a real one
+    assert [r["version"] for r in rows[1:]] == [1, 2, 3, 4]  # the learner went on from version 2
+    assert summary["iterations"] == 4 and summary["initial_accuracy"] == first["initial_accuracy"]
+    on_disk = read_tables(run_dir / "games", GAME_SCHEMA)
+    assert on_disk.num_rows == 4 * GAMES and sorted(set(on_disk.column("round").to_pylist())) == [1, 2, 3, 4]
+    # the league went on from its saved state: replaying every game on disk gives its win-rate matrix
+    resumed = League.load(run_dir / "league.json")
+    replay = League(resumed.settings)
+    replay.record([GameResult(g["policy_a"], g["policy_b"], SCORE_OF_WINNER[g["winner"]]) for g in on_disk.to_pylist()])
+    assert replay.results == resumed.results
+    assert [s.name for s in resumed.population][: len(saved["population"])] == [s["name"] for s in saved["population"]]
+    assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 4
+
+
+def test_resume_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(f"run_dir: {run_dir}\n")
+    assert main(["run", "--resume", str(run_dir), "--set", "dpo.beta=0.2"]) == 2
+    assert "dpo.beta cannot change mid-run" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "holds no run to resume" in capsys.readouterr().err
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 2  # a run that never saved a state
+    assert "has no resumable state" in capsys.readouterr().err
