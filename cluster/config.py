@@ -138,12 +138,20 @@ class PrincipleConfig(_Section):
         return self if self.model is None else self.model_copy(update={"model": self.model.resolve()})
 
 
+from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE  # noqa: E402  (plain strings)
+
+
 class JudgeConfig(_Section):
     kind: str = Field("exact_answer", description="a rule verifier (exact_answer, normalized_match, numeric, regex), code or reward_model")
     options: dict[str, Any] = Field(default_factory=dict, description="the verifier's options, e.g. numeric's tolerance")
     reward_model: Path | None = Field(None, description="a sequence-classification checkpoint with one label (kind reward_model)")
     tie_margin: float = Field(0.0, ge=0, description="reward model: rewards at most this far apart are a tie")
     num_gpus: float = Field(0, ge=0, description="GPUs for the judge actor (a reward model or principle classifiers)")
+    llm: Path | None = Field(None, description="pairwise_llm: the judge model's checkpoint, served by its own vLLM generator actor")
+    template: str = Field(DEFAULT_TEMPLATE, description="pairwise_llm: the question, over {prompt}, {a} and {b}")
+    verdict_pattern: str = Field(DEFAULT_PATTERN, description="pairwise_llm: a regex whose one group captures A, B or C (tie)")
+    llm_max_new_tokens: int = Field(16, ge=1)
+    llm_max_model_len: int = Field(512, ge=16)
     constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
 
     @model_validator(mode="after")
@@ -165,7 +173,14 @@ class JudgeConfig(_Section):
             check_verifier(self.kind, self.options)
             return self
         if self.options:
-            raise ValueError(f"options are for rule verifiers; {self.kind} takes reward_model and tie_margin")
+            raise ValueError(f"options are for rule verifiers and the code judge, not {self.kind}")
+        if self.kind == "pairwise_llm":
+            from judge.pairwise import check_template
+
+            check_template(self.template, self.verdict_pattern)
+            if self.llm is None or not (self.llm / "config.json").is_file():
+                raise ValueError(f"judge kind pairwise_llm needs llm: the judge model's checkpoint directory (got {self.llm})")
+            return self.model_copy(update={"llm": self.llm.resolve()})
         if self.reward_model is None or not (self.reward_model / "config.json").is_file():
             raise ValueError(
                 f"judge kind reward_model needs reward_model: a checkpoint directory with config.json (got {self.reward_model}); "
@@ -348,6 +363,8 @@ class RunConfig(_Section):
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):
             raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")
+        if self.judge.kind == "pairwise_llm" and "adversarial" in self.self_play.modes:
+            raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")
         for r in self.eval.retention:
             if r.digits == self.task.digits:
                 raise ValueError(

@@ -8,6 +8,7 @@ they build the next prompts from).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import math
 import time
 from pathlib import Path
@@ -130,7 +131,14 @@ class Orchestrator:
         old = getattr(self, "judge", None)
         self._judges = getattr(self, "_judges", 0) + 1
         role = "judge" if self._judges == 1 else f"judge-{self._judges}"
-        self.judge = judge_actor(self.actor_name(role), judge_spec(judge), judge.num_gpus)
+        spec = judge_spec(judge)
+        if judge.kind == "pairwise_llm" and getattr(self, "judge_llm", None) is None:
+            engine = EngineSpec(str(judge.llm), self.config.model.dtype, judge.llm_max_model_len, self.config.generator.kv_cache_bytes, self.config.seed)
+            g = self.config.generator
+            self.judge_llm = generator_actor(self.actor_name("judge-llm"), engine, "judge", 0, num_cpus=g.num_cpus, num_gpus=g.num_gpus)
+        if judge.kind == "pairwise_llm":
+            spec = replace(spec, llm=self.judge_llm, llm_sampling=Sampling(0.0, 1.0, judge.llm_max_new_tokens))
+        self.judge = judge_actor(self.actor_name(role), spec, judge.num_gpus)
         self.judge_name = ray.get(self.judge.name.remote())
         if old is not None:
             ray.kill(old)
@@ -142,7 +150,7 @@ class Orchestrator:
 
     def stop(self) -> None:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
-        for role in ("policy_gen", "opponent_gen", "judge", "league", "learner"):
+        for role in ("policy_gen", "opponent_gen", "judge", "judge_llm", "league", "learner"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
@@ -433,4 +441,7 @@ def judge_spec(judge: JudgeConfig) -> JudgeSpec:
         for p in judge.constitution
     ]
     reward_model = str(judge.reward_model) if judge.reward_model else None
-    return JudgeSpec(judge.kind, dict(judge.options), reward_model, judge.tie_margin, principles)
+    return JudgeSpec(
+        kind=judge.kind, options=dict(judge.options), reward_model=reward_model, tie_margin=judge.tie_margin,
+        constitution=principles, template=judge.template, pattern=judge.verdict_pattern,
+    )

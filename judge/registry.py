@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from judge.base import Judge, JudgeError
 from judge.code import CodeJudge
 from judge.constitution import ConstitutionalJudge, Principle
+from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.reward_model import RewardModelJudge
 from judge.rules import VERIFIERS, RuleJudge
 
-MODEL_KINDS = ("reward_model",)
+MODEL_KINDS = ("reward_model", "pairwise_llm")
 CODE = "code"
 
 
@@ -26,6 +28,10 @@ class JudgeSpec:
     options: dict = field(default_factory=dict)  # a verifier's options, or the code judge's limits
     reward_model: str | None = None  # a sequence-classification checkpoint, for kind reward_model
     tie_margin: float = 0.0  # reward model: rewards this close are a tie
+    llm: Any = None  # pairwise_llm: the handle of the generator actor serving the judge model
+    llm_sampling: Any = None  # and the sampling it answers with
+    template: str = DEFAULT_TEMPLATE
+    pattern: str = DEFAULT_PATTERN
     constitution: list[Principle] = field(default_factory=list)
 
 
@@ -41,6 +47,17 @@ def make_judge(spec: JudgeSpec | str, constitution: list[Principle] | None = Non
         if spec.reward_model is None:
             raise JudgeError("judge kind reward_model needs judge.reward_model: the path of a reward-model checkpoint")
         base = RewardModelJudge(spec.reward_model, spec.tie_margin)
+    elif spec.kind == "pairwise_llm":
+        if spec.llm is None:
+            raise JudgeError("judge kind pairwise_llm needs a generator actor serving judge.llm (the orchestrator starts one)")
+        base = PairwiseLLMJudge(_served_by(spec.llm, spec.llm_sampling), spec.template, spec.pattern)
     else:
         raise JudgeError(f"unknown judge kind {spec.kind!r}; known kinds: {', '.join(kinds())}")
     return ConstitutionalJudge(base, spec.constitution) if spec.constitution else base
+
+
+def _served_by(llm: Any, sampling: Any) -> Callable[[list[str]], list[str]]:
+    """Completions from the generator actor `llm` (a Ray handle), waited for here."""
+    import ray
+
+    return lambda prompts: ray.get(llm.generate.remote(prompts, sampling))

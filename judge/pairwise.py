@@ -1,0 +1,76 @@
+"""Pairwise LLM-as-judge: a language model reads both answers and says which is better.
+
+LLM judges favour whichever answer they read first, so every matchup is asked in both
+orders (position swap) and counts only when the two answers agree; a disagreement is a tie.
+An answer the judge's verdict pattern cannot read is recorded as invalid (a tie whose reason
+starts with `invalid`), never a crash. The judge model is served by a vLLM generator actor;
+this class only needs a function from prompts to completions.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from judge.base import Judge, JudgeError
+from judge.verdict import Verdict, verdict_from_scores
+from tasks.addition import Problem
+
+DEFAULT_TEMPLATE = (
+    "Question: {prompt}\nAnswer A: {a}\nAnswer B: {b}\n"
+    "Which answer is better? Reply with [[A]], [[B]], or [[C]] for a tie.\nVerdict: "
+)
+DEFAULT_PATTERN = r"\[\[([ABC])\]\]"
+
+
+def check_template(template: str, pattern: str) -> None:
+    try:
+        template.format(prompt="", a="", b="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"judge template {template!r} is not a format string over {{prompt}}, {{a}}, {{b}}: {err!r}") from None
+    try:
+        if re.compile(pattern).groups != 1:
+            raise ValueError(f"verdict pattern {pattern!r} needs exactly one group capturing A, B or C")
+    except re.error as err:
+        raise ValueError(f"verdict pattern {pattern!r} is not a regular expression: {err}") from None
+
+
+class PairwiseLLMJudge(Judge):
+    name = "pairwise_llm"
+
+    def __init__(self, generate: Callable[[list[str]], list[str]], template: str = DEFAULT_TEMPLATE, pattern: str = DEFAULT_PATTERN) -> None:
+        try:
+            check_template(template, pattern)
+        except ValueError as err:
+            raise JudgeError(str(err)) from None
+        self.generate = generate
+        self.template = template
+        self.pattern = re.compile(pattern)
+
+    def read(self, answer: str) -> str | None:
+        """The verdict letter in a judge's answer (the first match), or None."""
+        match = self.pattern.search(answer)
+        return match.group(1) if match and match.group(1) in ("A", "B", "C") else None
+
+    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+        if not len(problems) == len(responses_a) == len(responses_b):
+            raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
+        forward = [self.template.format(prompt=p.prompt, a=a, b=b) for p, a, b in zip(problems, responses_a, responses_b)]
+        swapped = [self.template.format(prompt=p.prompt, a=b, b=a) for p, a, b in zip(problems, responses_a, responses_b)]
+        answers = self.generate(forward + swapped)
+        n = len(problems)
+        return [self._combine(first, second) for first, second in zip(answers[:n], answers[n:])]
+
+    def _combine(self, first: str, second: str) -> Verdict:
+        """`first` saw (a, b), `second` (b, a): a wins only if first says A and second says B."""
+        one, two = self.read(first), self.read(second)
+        heard = f"a-first said {first.strip()[:60]!r}, b-first said {second.strip()[:60]!r}"
+        if one is None or two is None:
+            return verdict_from_scores(0.5, 0.5, f"invalid: {heard}")
+        a_first = {"A": 1.0, "B": 0.0, "C": 0.5}[one]
+        b_first = {"A": 0.0, "B": 1.0, "C": 0.5}[two]  # in the swapped order, A is side b
+        if a_first != b_first:
+            return verdict_from_scores(0.5, 0.5, f"orders disagree: {heard}")
+        return verdict_from_scores(a_first, 1.0 - a_first, f"both orders agree: {heard}")
+
+    def score(self, problem: Problem, response: str) -> float:
+        raise JudgeError("a pairwise judge compares two answers; it gives no score to one (adversarial filtering needs a scoring judge)")
