@@ -128,6 +128,11 @@ def _human_import(args: argparse.Namespace) -> int:
     league = League.load(state)
     league.record(results)
     league.save(state)
+    saved = args.run_dir / "state" / "league.json"
+    if saved.is_file():  # so that a resumed run keeps the verdicts too
+        resumable = League.load(saved)
+        resumable.record(results)
+        resumable.save(saved)
     print(f"folded {len(results)} human verdicts into {state}")
     print(json.dumps(league.ratings, indent=1))
     return 0
@@ -137,9 +142,12 @@ def _resume_recipe(args: argparse.Namespace, overrides: dict[str, object]):
     """The run's own recipe; only how long it goes on (self_play.*) and where (cluster.*) may change."""
     if args.recipe is not None or args.run_dir is not None or args.overwrite:
         raise ConfigError("--resume takes the run's own recipe and directory; leave out RECIPE, --run-dir and --overwrite")
-    fixed = [k for k in overrides if not k.startswith(("self_play.", "cluster."))]
+    growable = ("self_play.iterations", "self_play.max_seconds", "self_play.save_every", "self_play.games_per_iteration")
+    fixed = [k for k in overrides if k not in growable and not k.startswith("cluster.")]
     if fixed:
-        raise ConfigError(f"--resume: {', '.join(fixed)} cannot change mid-run; only self_play.* and cluster.* keys can")
+        raise ConfigError(
+            f"--resume: {', '.join(fixed)} cannot change mid-run; only {', '.join(growable)} and cluster.* keys can"
+        )
     recipe = args.resume / "config.yaml"
     if not recipe.is_file():
         raise ConfigError(f"{str(args.resume)!r} holds no run to resume (no config.yaml)")

@@ -152,6 +152,10 @@ class JudgeConfig(_Section):
     verdict_pattern: str = Field(DEFAULT_PATTERN, description="pairwise_llm: a regex whose one group captures A, B or C (tie)")
     llm_max_new_tokens: int = Field(16, ge=1)
     llm_max_model_len: int = Field(512, ge=16)
+    actors: int = Field(1, ge=1, description="judge actors in the pool; batches are spread across them")
+    batch_size: int = Field(256, ge=1, description="matchups per judge call")
+    timeout_s: float = Field(120.0, gt=0, description="a judge call past this is abandoned, its judge replaced, the batch retried")
+    retries: int = Field(1, ge=0, description="further tries of a failed batch on other judges before its games are marked")
     constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
 
     @model_validator(mode="after")
@@ -363,6 +367,12 @@ class RunConfig(_Section):
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):
             raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")
+        if self.judge.kind == "code":
+            raise ValueError(
+                "judge kind code runs unit tests held in each problem's reference answer; the built-in addition task "
+                "has none, so every program would pass. Use judge.code.CodeJudge (or a JudgePool of kind code) from "
+                "Python with a task whose answers are tests"
+            )
         if self.judge.kind == "pairwise_llm" and "adversarial" in self.self_play.modes:
             raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")
         for r in self.eval.retention:

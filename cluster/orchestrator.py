@@ -27,6 +27,7 @@ from cluster.retention import compared, retention_problems, retention_tasks, sft
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
 from judge.constitution import Principle
+from judge.pool import JudgePool
 from judge.registry import JudgeSpec
 from league.actor import league_actor
 from league.league import LeagueSettings
@@ -126,11 +127,11 @@ class Orchestrator:
         replace_dir_atomically(self.run.root / "state", write)
 
     def start_judge(self, judge: JudgeConfig) -> None:
-        """Start the judge actor the config describes, replacing the one running (a new judge
-        gets a new name: a killed actor's name is not free at once)."""
-        old = getattr(self, "judge", None)
-        self._judges = getattr(self, "_judges", 0) + 1
-        role = "judge" if self._judges == 1 else f"judge-{self._judges}"
+        """Start the pool of judge actors the config describes, replacing the one running (new
+        judges get new names: a killed actor's name is not free at once)."""
+        old = getattr(self, "judges", None)
+        self._pools = getattr(self, "_pools", 0) + 1
+        pool = "judge" if self._pools == 1 else f"judge{self._pools}"
         spec = judge_spec(judge)
         if judge.kind == "pairwise_llm" and getattr(self, "judge_llm", None) is None:
             engine = EngineSpec(str(judge.llm), self.config.model.dtype, judge.llm_max_model_len, self.config.generator.kv_cache_bytes, self.config.seed)
@@ -138,10 +139,15 @@ class Orchestrator:
             self.judge_llm = generator_actor(self.actor_name("judge-llm"), engine, "judge", 0, num_cpus=g.num_cpus, num_gpus=g.num_gpus)
         if judge.kind == "pairwise_llm":
             spec = replace(spec, llm=self.judge_llm, llm_sampling=Sampling(0.0, 1.0, judge.llm_max_new_tokens))
-        self.judge = judge_actor(self.actor_name(role), spec, judge.num_gpus)
-        self.judge_name = ray.get(self.judge.name.remote())
+
+        def start(slot: int, generation: int) -> Any:
+            role = f"{pool}-{slot}" + (f"-r{generation}" if generation else "")
+            return judge_actor(self.actor_name(role), spec, judge.num_gpus)
+
+        self.judges = JudgePool(start, judge.actors, judge.batch_size, judge.timeout_s, judge.retries)
+        self.judge_name = self.judges.name()
         if old is not None:
-            ray.kill(old)
+            old.stop()
 
     def actor_name(self, role: str) -> str:
         """Named after the run, so two runs on one cluster never collide and the dashboard says whose actor it is."""
@@ -150,7 +156,9 @@ class Orchestrator:
 
     def stop(self) -> None:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
-        for role in ("policy_gen", "opponent_gen", "judge", "judge_llm", "league", "learner"):
+        if getattr(self, "judges", None) is not None:
+            self.judges.stop()
+        for role in ("policy_gen", "opponent_gen", "judge_llm", "league", "learner"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
@@ -236,8 +244,7 @@ class Orchestrator:
 
         responses_a = self.policy_gen.generate.remote(prompts, self.sampling, seeds[0])
         responses_b = self.opponent_gen.generate_as.remote(prompts, opponents, snapshots, self.sampling, seeds[1])
-        verdicts = self.judge.judge.remote(problems, responses_a, responses_b)
-        ray.wait([verdicts], fetch_local=False)
+        verdicts = self.judges.judge(problems, responses_a, responses_b)
         play_seconds = time.perf_counter() - start
         summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
             it, self.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds
@@ -268,7 +275,7 @@ class Orchestrator:
         repeated = [p for p in problems for _ in range(a.samples)]
         seeds = self.rng.integers(0, 2**31, size=len(repeated)).tolist()
         responses = self.policy_gen.generate.remote([p.prompt for p in repeated], self.sampling, seeds)
-        scores = self.judge.score.remote(repeated, responses)
+        scores = self.judges.score(repeated, responses)
         counts, pairs = self.league.record_failures.options(num_returns=2).remote(
             it, [p.prompt for p in problems], responses, scores, a.spread_threshold
         )
@@ -288,10 +295,9 @@ class Orchestrator:
             asks = [r.refine_template.format(prompt=p, response=a, critique=c) for p, a, c in zip(prompts, current, critiques)]
             improved = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
             steps.append((current, critiques, improved))
-            verdicts.append(self.judge.judge.remote(problems, current, improved))
+            verdicts.append(self.judges.judge(problems, current, improved))
             current = improved
-        # the verdicts are few and small; nested references would not be resolved for the actor
-        counts, pairs = self.league.record_refinement.options(num_returns=2).remote(it, steps, prompts, ray.get(verdicts))
+        counts, pairs = self.league.record_refinement.options(num_returns=2).remote(it, steps, prompts, verdicts)
         return ray.get(counts), pairs
 
     def play_skill_levels(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
@@ -303,7 +309,7 @@ class Orchestrator:
         flat = ray.get(self.policy_gen.generate.remote(tagged, self.sampling, self._seeds(len(tagged))))
         responses = {level: flat[k * len(prompts) : (k + 1) * len(prompts)] for k, level in enumerate(s.levels)}
         matchups = [(high, low) for h, high in enumerate(s.levels) for low in s.levels[:h]]
-        verdicts = ray.get([self.judge.judge.remote(problems, responses[high], responses[low]) for high, low in matchups])
+        verdicts = [self.judges.judge(problems, responses[high], responses[low]) for high, low in matchups]
         rates, pairs = self.league.record_skill.options(num_returns=2).remote(it, prompts, matchups, responses, verdicts)
         return ray.get(rates), pairs
 

@@ -85,6 +85,8 @@ class RLHFPipeline:
                 "start a new RLHFPipeline (or run SFT first) to fine-tune it"
             )
         s = self.config.sft
+        if s.steps == 0:
+            raise PipelineError("sft.steps is 0, so there is nothing to train; set sft.steps (TRL's max_steps)")
         if data is None:
             extra = retention_tasks(self.config)
             problems = sft_problems(self.task, extra, s.retention_share, max(s.steps, 1) * s.batch_size, self.rng)
@@ -111,7 +113,7 @@ class RLHFPipeline:
         stats: dict[str, Any] = self._on_learner_resources(
             train_reward_model, str(self.policy_path), train, str(out), settings, evaluation
         )
-        judge = self.config.judge.model_copy(update={"kind": "reward_model", "reward_model": out})
+        judge = self.config.judge.model_copy(update={"kind": "reward_model", "reward_model": out, "options": {}})
         self.config = self.config.model_copy(update={"judge": judge})
         write_text_atomic(self.run.root / "config.yaml", to_yaml(self.config))
         if self._orchestrator is not None:
@@ -149,8 +151,15 @@ class RLHFPipeline:
             raise PipelineError(f"unknown policy-optimization method {method!r}; supported: {', '.join(METHODS)}")
         if data is None and self._last_pairs is None:
             raise PipelineError("no preference data: call run_self_play first, or pass data=(a table, rows or a file)")
-        pairs = self._last_pairs if data is None else as_preferences(data)
+        if data is None:
+            pairs = self._last_pairs
+        elif isinstance(data, pa.Table) and data.num_rows == 0 and {"prompt", "chosen", "rejected"} <= set(data.column_names):
+            pairs = data  # a round whose games were all ties: nothing to learn, the version stays
+        else:
+            pairs = as_preferences(data)
         orch = self.orchestrator
+        if self._last_pairs is None:
+            self.round += 1  # optimization on data of your own, outside a self-play round: a round of its own
         row = orch.learn(self.round, self._last_fields, pairs)
         self.run.append_metrics(row)
         self._last_pairs, self._last_fields = None, {}

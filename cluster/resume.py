@@ -39,6 +39,7 @@ class ResumePoint:
 
     @classmethod
     def read(cls, root: Path) -> "ResumePoint":
+        _recover(root)
         driver = root / "state" / "driver.json"
         if not driver.is_file():
             raise ResumeError(
@@ -47,6 +48,16 @@ class ResumePoint:
             )
         d = json.loads(driver.read_text())
         return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner")
+
+
+def _recover(root: Path) -> None:
+    """A crash between the two renames of a state swap leaves the previous state as
+    `.state.old-<pid>` and no `state/`: take it back. Half-written `.state.tmp-*` are dropped."""
+    olds = sorted(root.glob(".state.old-*"), key=lambda p: p.stat().st_mtime)
+    if not (root / "state").exists() and olds:
+        olds[-1].rename(root / "state")
+    for leftover in [*root.glob(".state.tmp-*"), *root.glob(".state.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def driver_state(point: ResumePoint) -> str:

@@ -25,6 +25,8 @@ def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: boo
 def resume_self_play(config: RunConfig, show_progress: bool = True) -> dict[str, Any]:
     """Go on with the run in `config.run_dir` from its last saved state (see cluster/resume.py);
     `config` is the run's own recipe, with more iterations or time if wanted."""
+    if config.run_dir is not None and (config.run_dir / "config.yaml").is_file():
+        ResumePoint.read(config.run_dir.resolve())  # refuse before touching the directory
     run = RunDir.reopen(config)
     return _play(config, run, show_progress, resume=True)
 

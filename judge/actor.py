@@ -21,6 +21,13 @@ class JudgeHost:
     def score(self, problems: list[Problem], responses: list[str]) -> list[float]:
         return self.impl.score_all(problems, responses)
 
+    def judge_range(self, problems: list[Problem], responses_a: list[str], responses_b: list[str], begin: int, end: int) -> list[Verdict]:
+        """The matchups begin..end of whole response lists (shared by every batch of a pool)."""
+        return self.impl.judge(problems, responses_a[begin:end], responses_b[begin:end])
+
+    def score_range(self, problems: list[Problem], responses: list[str], begin: int, end: int) -> list[float]:
+        return self.impl.score_all(problems, responses[begin:end])
+
 
 def judge_actor(name: str, spec: JudgeSpec, num_gpus: float = 0):
     return ray.remote(JudgeHost).options(name=name, num_cpus=0, num_gpus=num_gpus).remote(spec)

@@ -1,8 +1,9 @@
 """The code-execution judge: a response passes when its code passes the problem's unit tests.
 
-The problem's reference answer holds the tests (plain `assert`s, or anything that exits
-non-zero on failure); the response's code is the last fenced ```python block, or the whole
-response when it has none. Both run together in the sandbox (judge/sandbox.py), so a
+The problem's reference answer holds the tests (plain `assert`s: a test fails by raising);
+the response's code is the last fenced ```python block, or the whole response when it has
+none. The code, then the tests, run in one namespace in the sandbox (judge/sandbox.py); it
+passes only when both run to the end, whatever exit status the code picks. So a
 response that loops, forks, hogs memory or reaches outside is a recorded loss, never a stop.
 """
 from __future__ import annotations
@@ -30,8 +31,8 @@ class CodeJudge(Judge):
         if workers < 1:
             raise JudgeError(f"workers must be at least 1, got {workers}")
         for field, value in vars(limits).items():
-            if value <= 0:
-                raise JudgeError(f"sandbox limit {field} must be above 0, got {value}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise JudgeError(f"sandbox limit {field} must be a number above 0, got {value!r}")
         self.limits = limits
         self.workers = workers
 
@@ -49,9 +50,9 @@ class CodeJudge(Judge):
 
     def run(self, problems: list[Problem], responses: list[str]) -> list[SandboxResult]:
         """Each response's code followed by its problem's tests, a few programs at a time."""
-        programs = [f"{extract_code(r)}\n\n# --- tests ---\n{p.answer}\n" for p, r in zip(problems, responses, strict=True)]
+        pairs = [(extract_code(r), p.answer) for p, r in zip(problems, responses, strict=True)]
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda source: run_python(source, self.limits), programs))
+            return list(pool.map(lambda pair: run_python(pair[0], self.limits, tests=pair[1]), pairs))
 
     def score(self, problem: Problem, response: str) -> float:
         return self.score_all([problem], [response])[0]

@@ -155,5 +155,6 @@ class ConstitutionalJudge(Judge):
             adherence = {name: (a[i], b[i]) for name, (a, b) in per_principle.items()}
             score_a = v.score_a + sum(p.weight * adherence[p.name][0] for p in self.principles)
             score_b = v.score_b + sum(p.weight * adherence[p.name][1] for p in self.principles)
-            verdicts.append(verdict_from_scores(score_a, score_b, v.reason, principles=adherence))
+            margin = getattr(self.base, "tie_margin", 0.0)  # a reward model's "too close to call" still holds
+            verdicts.append(verdict_from_scores(score_a, score_b, v.reason, tie_margin=margin, principles=adherence))
         return verdicts

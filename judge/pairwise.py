@@ -25,7 +25,7 @@ DEFAULT_PATTERN = r"\[\[([ABC])\]\]"
 def check_template(template: str, pattern: str) -> None:
     try:
         template.format(prompt="", a="", b="")
-    except (KeyError, IndexError, ValueError) as err:
+    except (KeyError, IndexError, ValueError, AttributeError) as err:
         raise ValueError(f"judge template {template!r} is not a format string over {{prompt}}, {{a}}, {{b}}: {err!r}") from None
     try:
         if re.compile(pattern).groups != 1:

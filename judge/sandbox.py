@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -40,12 +41,12 @@ class SandboxLimits:
     memory_bytes: int = 512 * 2**20
     file_bytes: int = 2**20
     processes: int = 16
-    output_bytes: int = 16 * 2**10  # of stdout and of stderr, read back into the result
+    output_bytes: int = 16 * 2**10  # of stdout (its start) and of stderr (its end), read back into the result
 
 
 @dataclass(frozen=True)
 class SandboxResult:
-    passed: bool  # the program ran to the end and exited with status 0
+    passed: bool  # the program and its tests ran to the end (whatever exit status it chose)
     reason: str  # "passed", or why not: "timeout after 5s", "memory limit", "blocked: socket", "AssertionError: ..."
     returncode: int | None
     stdout: str
@@ -53,26 +54,36 @@ class SandboxResult:
     seconds: float
 
 
-def run_python(source: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run `source` as a program under `limits`; never raises for anything the program does."""
+def run_python(source: str, limits: SandboxLimits = SandboxLimits(), tests: str = "") -> SandboxResult:
+    """Run `source`, then `tests` in the same namespace, under `limits`; never raises for
+    anything the program does. It passes only when both ran to the end: the launcher then
+    writes a nonce the program never saw, so no exit status can fake a pass."""
     work = Path(tempfile.mkdtemp(prefix="selfplay-sandbox-"))
     start = time.perf_counter()
+    nonce = secrets.token_hex(16)
     try:
-        (work / "program.py").write_text(source)
+        (work / "solution.py").write_text(source)
+        (work / "tests.py").write_text(tests)
         out_path, err_path = work / ".stdout", work / ".stderr"
         if os.geteuid() == 0:
             _hand_to_nobody(work)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-I", str(LAUNCHER), json.dumps(asdict(limits))],
-                cwd=work, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                cwd=work, stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True,
                 env={"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"},
             )
+            try:
+                proc.stdin.write((nonce + "\n").encode())
+                proc.stdin.close()
+            except OSError:
+                pass  # it died before reading: its exit says why
             timed_out = _wait(proc, limits.wall_seconds)
-        stdout, stderr = _head(out_path, limits.output_bytes), _head(err_path, limits.output_bytes)
+        stdout, stderr = _head(out_path, limits.output_bytes), _tail(err_path, limits.output_bytes)
+        passed = not timed_out and _head(work / ".passed", 64) == nonce
         code = None if timed_out else proc.returncode
-        reason = f"timeout after {limits.wall_seconds:g}s" if timed_out else explain(code, stderr)
-        return SandboxResult(code == 0, reason, code, stdout, stderr, time.perf_counter() - start)
+        reason = f"timeout after {limits.wall_seconds:g}s" if timed_out else ("passed" if passed else explain(code, stderr))
+        return SandboxResult(passed, reason, code, stdout, stderr, time.perf_counter() - start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -97,26 +108,44 @@ def _hand_to_nobody(work: Path) -> None:
     import pwd
 
     nobody = pwd.getpwnam("nobody")
-    os.chown(work, nobody.pw_uid, nobody.pw_gid)
-    os.chown(work / "program.py", nobody.pw_uid, nobody.pw_gid)
+    for path in (work, work / "solution.py", work / "tests.py"):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def _tail(path: Path, limit: int) -> str:
+    """The end of a file: where a traceback says what went wrong."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            return f.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _head(path: Path, limit: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(limit).decode("utf-8", errors="replace")
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 SIGNALS = {signal.SIGXCPU: "cpu time limit", signal.SIGXFSZ: "file size limit", signal.SIGKILL: "killed"}
 
 
 def explain(code: int | None, stderr: str) -> str:
-    """Why a program did not pass, in a few words a person can read in a games table."""
-    if code == 0:
-        return "passed"
+    """Why a program that did not pass failed, in a few words a person can read in a games table."""
+    if code == 0:  # exit status 0 but no nonce written: it left before its tests finished
+        return "exited before its tests finished"
     if code is not None and code < 0:
-        return SIGNALS.get(signal.Signals(-code), f"signal {signal.Signals(-code).name}")
+        try:
+            return SIGNALS.get(signal.Signals(-code), f"signal {signal.Signals(-code).name}")
+        except ValueError:  # a real-time or unnamed signal
+            return f"signal {-code}"
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else f"exit status {code}"
+    if last.startswith("SystemExit: "):
+        return "exited before its tests finished"
     if last.startswith("PermissionError: sandbox: "):
         return "blocked: " + last.removeprefix("PermissionError: sandbox: ").removesuffix(" is not allowed")
     if last.startswith("MemoryError"):

@@ -63,3 +63,15 @@ def test_resume_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.Capture
     assert "holds no run to resume" in capsys.readouterr().err
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 2  # a run that never saved a state
     assert "has no resumable state" in capsys.readouterr().err
+
+
+def test_a_crash_mid_swap_falls_back_to_the_previous_state(tmp_path: Path) -> None:
+    from cluster.resume import ResumePoint, driver_state
+
+    point = ResumePoint(5, 4, {"a": 1}, {"b": 2}, {}, 12.5, tmp_path / "state" / "learner")
+    old = tmp_path / ".state.old-4242"  # renamed away, and the new state never renamed in
+    old.mkdir()
+    (old / "driver.json").write_text(driver_state(point))
+    (tmp_path / ".state.tmp-4242").mkdir()  # a half-written one
+    assert ResumePoint.read(tmp_path) == point
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]

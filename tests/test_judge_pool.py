@@ -1,0 +1,46 @@
+"""The judge pool on real Ray: batches across judges, a raising batch retried then marked, a
+stuck judge abandoned at its deadline and replaced, and the pool working on afterwards."""
+import time
+
+import ray
+
+from judge.actor import judge_actor
+from judge.pool import JudgePool
+from judge.registry import JudgeSpec
+from tasks.addition import Problem
+
+
+def _pool(spec: JudgeSpec, name: str, **kwargs) -> JudgePool:
+    return JudgePool(lambda slot, gen: judge_actor(f"test-pool-{name}-{slot}-{gen}", spec), **kwargs)
+
+
+def test_a_failing_batch_is_retried_then_marked_and_the_rest_judged(ray_cluster) -> None:
+    pool = _pool(JudgeSpec("numeric"), "numeric", size=2, batch_size=2, retries=1)
+    try:
+        problems = [Problem("?", "4"), Problem("?", "5"), Problem("?", "five"), Problem("?", "6")]  # "five" makes the verifier raise
+        verdicts = pool.judge(problems, ray.put(["4", "x", "5", "6"]), ["3", "5", "5", "6"])
+        assert [v.winner for v in verdicts[:2]] == ["a", "b"]
+        for v in verdicts[2:]:
+            assert v.winner == "tie" and v.reason.startswith("judge error after 2 tries:") and "not a number" in v.reason
+        assert len(pool.errors) == 2  # the first try and the retry on the other judge
+        assert pool.score(problems[:2], ["4", "5"]) == [1.0, 1.0]
+    finally:
+        pool.stop()
+
+
+def test_a_stuck_judge_is_abandoned_replaced_and_the_pool_goes_on(ray_cluster) -> None:
+    spec = JudgeSpec("code", {"wall_seconds": 30, "cpu_seconds": 30})
+    pool = _pool(spec, "code", size=1, batch_size=1, timeout_s=4.0, retries=0)
+    try:
+        slow = "import time\ntime.sleep(20)\n"
+        problems = [Problem("?", "assert True"), Problem("?", "assert True")]
+        start = time.monotonic()
+        verdicts = pool.judge(problems, ["x = 1", slow], ["x = 2", "x = 3"])
+        assert time.monotonic() - start < 15  # abandoned at its deadline, not waited out
+        assert verdicts[0].winner == "tie" and verdicts[0].reason.startswith("a: passed")  # judged
+        assert verdicts[1].reason == "judge error after 1 tries: timed out after 4s"
+        assert pool.generation == [1]  # the stuck judge was replaced
+        [v] = pool.judge(problems[:1], ["x = 1"], ["raise SystemExit(1)"])
+        assert v.winner == "a"
+    finally:
+        pool.stop()
