@@ -29,17 +29,21 @@ def filter_failures(
     """The failure set (prompts whose score spread exceeds `threshold`) and its (best, worst) pairs.
 
     `responses[i]` and `scores[i]` are the samples of `prompts[i]`; ties for best or worst take
-    the first sample, so the result is reproducible.
+    the first sample, so the result is reproducible. Samples scored NaN (their judge call
+    failed) take no part.
     """
     failures, pairs = [], []
     for prompt, outs, marks in zip(prompts, responses, scores, strict=True):
-        best = max(range(len(marks)), key=marks.__getitem__)
-        worst = min(range(len(marks)), key=marks.__getitem__)
+        scored = [i for i, m in enumerate(marks) if m == m]  # a sample the judge failed on (NaN) is left out
+        if len(scored) < 2:
+            continue
+        best = max(scored, key=marks.__getitem__)
+        worst = min(scored, key=marks.__getitem__)
         spread = marks[best] - marks[worst]
         if spread <= threshold or outs[best] == outs[worst]:
             continue
         failures.append({
-            "round": round_, "prompt": prompt, "samples": len(outs), "mean_score": sum(marks) / len(marks),
+            "round": round_, "prompt": prompt, "samples": len(outs), "mean_score": sum(marks[i] for i in scored) / len(scored),
             "spread": spread, "best": outs[best], "worst": outs[worst],
         })
         pairs.append({

@@ -48,3 +48,12 @@ def test_adversarial_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
         assert failure["spread"] > 0.5 and failure["samples"] == 6
         assert failure["best"].strip() == answers[failure["prompt"]] != failure["worst"].strip()
     assert set(pairs.column("source").to_pylist()) <= {"adversarial"}
+
+
+def test_samples_the_judge_failed_on_take_no_part() -> None:
+    from league.adversarial import filter_failures
+
+    nan = float("nan")
+    failures, pairs = filter_failures(1, ["p", "q"], [["a", "b", "c"], ["x", "y"]], [[nan, 1.0, 0.0], [nan, 1.0]], 0.5)
+    assert pairs.column("chosen").to_pylist() == ["b"] and pairs.column("rejected").to_pylist() == ["c"]
+    assert failures.num_rows == 1 and failures.column("prompt").to_pylist() == ["p"]
