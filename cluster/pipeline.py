@@ -102,8 +102,9 @@ class RLHFPipeline:
 
     def run_reward_model_training(self, pref_data: Rows | None = None) -> dict[str, Any]:
         """A reward model trained with TRL's RewardTrainer on (prompt, chosen, rejected) rows (by
-        default the task's right answers against near misses), started from the current policy's
-        weights and saved in `model/reward/`. From now on it is the judge of every game."""
+        default the task's right answers against near misses), started from the SFT model's weights
+        (the base model's without `run_sft`) with a one-logit head and saved in `model/reward/`.
+        From now on it is the judge of every game."""
         r = self.config.reward_model
         table = self._builtin_preferences(r.pairs) if pref_data is None else as_preferences(pref_data)
         held = int(table.num_rows * r.eval_fraction)
