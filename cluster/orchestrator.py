@@ -1,9 +1,10 @@
 """The driver: owns the self-play loop and holds handles to the named actors.
 
-`iteration` reads like the algorithm. Responses, verdicts, pairs and weights move between
-actors as Ray object references; in head-to-head and adversarial play the driver sees only
-prompts, opponents' names and summaries (refinement and skill play fetch the short answers
-they build the next prompts from).
+`iteration` reads like the algorithm. Responses, pairs and weights move between actors as
+Ray object references; in head-to-head and adversarial play the driver sees only prompts,
+opponents' names, verdicts or scores (the judge pool collects those small records here, where
+it keeps deadlines and retries) and summaries (refinement and skill play fetch the short
+answers they build the next prompts from).
 """
 from __future__ import annotations
 

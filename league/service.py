@@ -1,7 +1,7 @@
 """What the league actor hosts: the league's state plus the run's game and pair records.
 
-Responses and verdicts arrive here straight from the generators and the judge (as Ray
-object references resolved by Ray), so the driver never carries the games themselves.
+Responses arrive here straight from the generators (as Ray object references resolved by
+Ray), so the driver never carries the games' texts; verdicts come from the judge pool.
 """
 from __future__ import annotations
 
