@@ -24,21 +24,7 @@ from sklearn.linear_model import LogisticRegression
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from league.league import CURRENT, GameResult, League, LeagueSettings  # noqa: E402
-from league.ratings import ELO_PER_NAT, bradley_terry, bradley_terry_with_intervals  # noqa: E402
-
-
-def synthetic(policies: int, games: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    strengths = rng.normal(1000, 150, policies)
-    a = rng.integers(0, policies, games)
-    b = (a + rng.integers(1, policies, games)) % policies
-    p = 1 / (1 + 10 ** ((strengths[b] - strengths[a]) / 400))
-    points = (rng.random(games) < p).astype(float)
-    score, count = np.zeros((policies, policies)), np.zeros((policies, policies))
-    np.add.at(score, (a, b), points)
-    np.add.at(score, (b, a), 1 - points)
-    np.add.at(count, (a, b), 1)
-    np.add.at(count, (b, a), 1)
-    return strengths, score, count
+from league.ratings import ELO_PER_NAT, bradley_terry, bradley_terry_with_intervals, simulate_games  # noqa: E402
 
 
 def logistic_regression(score: np.ndarray, games: np.ndarray) -> np.ndarray:
@@ -63,7 +49,8 @@ def timed(fn, *args, **kwargs):
 
 def bench_fit(policies: int, games: int, samples: int) -> None:
     rng = np.random.default_rng(0)
-    strengths, score, count = synthetic(policies, games, rng)
+    strengths = rng.normal(1000, 150, policies)
+    score, count = simulate_games(strengths, games, rng)
     ours, t_ours = timed(bradley_terry, score, count, prior=0.0)
     ref, t_ref = timed(logistic_regression, score, count)
     order = np.corrcoef(np.argsort(np.argsort(ours)), np.argsort(np.argsort(strengths)))[0, 1]

@@ -2,9 +2,26 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, Callable, TypeVar
 
 from judge.verdict import Verdict
 from tasks.addition import Problem
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registrar(table: dict[str, Any]) -> Callable[[str], Callable[[F], F]]:
+    """A decorator factory that files functions in `table` by name (verifiers, adherence rules)."""
+
+    def named(name: str) -> Callable[[F], F]:
+        def register(fn: F) -> F:
+            table[name] = fn
+            return fn
+
+        return register
+
+    return named
 
 
 class JudgeError(RuntimeError):

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from judge.base import Judge, JudgeError
+from judge.base import Judge, JudgeError, registrar
 from judge.scorer import load_scorer
 from judge.verdict import Verdict, verdict_from_scores
 from tasks.addition import Problem
@@ -24,14 +24,8 @@ Rule = Callable[..., float]
 RULES: dict[str, Rule] = {}
 
 
-def rule(name: str) -> Callable[[Rule], Rule]:
-    """Register an adherence rule: `fn(problem, response, **options) -> float in [0, 1]`."""
-
-    def register(fn: Rule) -> Rule:
-        RULES[name] = fn
-        return fn
-
-    return register
+# Register an adherence rule: `@rule("name")` on `fn(problem, response, **options) -> float in [0, 1]`.
+rule = registrar(RULES)
 
 
 @rule("max_length")

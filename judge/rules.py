@@ -12,9 +12,9 @@ import string
 from fractions import Fraction
 from typing import Any, Callable
 
-from judge.base import Judge, JudgeError
+from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.addition import Problem, is_correct
 
 Check = Callable[..., bool]
 VERIFIERS: dict[str, Check] = {}
@@ -24,20 +24,14 @@ BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-def verifier(name: str) -> Callable[[Check], Check]:
-    """Register `check(response, answer, **options) -> bool` under `name`."""
-
-    def register(fn: Check) -> Check:
-        VERIFIERS[name] = fn
-        return fn
-
-    return register
+# Register `check(response, answer, **options) -> bool`: `@verifier("name")`.
+verifier = registrar(VERIFIERS)
 
 
 @verifier("exact_answer")
 def exact_answer(response: str, answer: str) -> bool:
-    """Exactly the answer, whitespace around either ignored."""
-    return response.strip() == answer.strip()
+    """Exactly the answer, whitespace around either ignored (the task's own check)."""
+    return is_correct(Problem("", answer), response)
 
 
 def normalize(text: str, case_sensitive: bool = False, strip_punctuation: bool = True, remove_articles: bool = True) -> str:

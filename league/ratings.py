@@ -89,3 +89,23 @@ def wilson_interval(rate: float, n: int, z: float = 1.959963984540054) -> tuple[
     centre = (rate + z * z / (2 * n)) / denom
     half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def simulate_games(
+    strengths: np.ndarray, n_games: int, rng: np.random.Generator, tie_rate: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score and game matrices of `n_games` random pairings between policies of known Elo
+    `strengths`, decided by the Bradley-Terry law, `tie_rate` of them drawn (half a point each):
+    ground truth for checking a rating fit."""
+    k = len(strengths)
+    score, games = np.zeros((k, k)), np.zeros((k, k))
+    a = rng.integers(0, k, n_games)
+    b = (a + rng.integers(1, k, n_games)) % k  # never oneself
+    p = 1 / (1 + 10 ** ((strengths[b] - strengths[a]) / 400))
+    u = rng.random(n_games)
+    points = np.where(u < tie_rate, 0.5, (rng.random(n_games) < p).astype(float))
+    np.add.at(score, (a, b), points)
+    np.add.at(score, (b, a), 1 - points)
+    np.add.at(games, (a, b), 1)
+    np.add.at(games, (b, a), 1)
+    return score, games

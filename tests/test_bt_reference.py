@@ -2,23 +2,7 @@
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from league.ratings import ELO_PER_NAT, bradley_terry, bradley_terry_with_intervals
-
-
-def synthetic_games(strengths: np.ndarray, n_games: int, rng: np.random.Generator, tie_rate: float = 0.1):
-    """Score and game matrices of random pairings decided by the Bradley-Terry law (ties half)."""
-    k = len(strengths)
-    score, games = np.zeros((k, k)), np.zeros((k, k))
-    a = rng.integers(0, k, n_games)
-    b = (a + rng.integers(1, k, n_games)) % k  # never oneself
-    p = 1 / (1 + 10 ** ((strengths[b] - strengths[a]) / 400))
-    u = rng.random(n_games)
-    points = np.where(u < tie_rate, 0.5, (rng.random(n_games) < p).astype(float))
-    np.add.at(score, (a, b), points)
-    np.add.at(score, (b, a), 1 - points)
-    np.add.at(games, (a, b), 1)
-    np.add.at(games, (b, a), 1)
-    return score, games
+from league.ratings import ELO_PER_NAT, bradley_terry, bradley_terry_with_intervals, simulate_games
 
 
 def logistic_regression_elo(score: np.ndarray, games: np.ndarray) -> np.ndarray:
@@ -43,13 +27,13 @@ def test_ratings_agree_with_logistic_regression_within_one_elo_point() -> None:
     rng = np.random.default_rng(7)
     strengths = np.linspace(800, 1240, 12)
     rng.shuffle(strengths)
-    score, games = synthetic_games(strengths, 40_000, rng)
+    score, games = simulate_games(strengths, 40_000, rng, tie_rate=0.1)
     ours = bradley_terry(score, games, prior=0.0)
     reference = logistic_regression_elo(score, games)
     assert np.max(np.abs(ours - reference)) < 1.0
     assert list(np.argsort(ours)) == list(np.argsort(strengths))  # the true order is recovered
     # without ties (which, counted as half, pull every rating toward the mean) the scale is the truth's
-    score, games = synthetic_games(strengths, 40_000, rng, tie_rate=0.0)
+    score, games = simulate_games(strengths, 40_000, rng)
     centred = strengths - strengths.mean() + 1000
     assert np.max(np.abs(bradley_terry(score, games, prior=0.0) - centred)) < 25
 
@@ -57,7 +41,7 @@ def test_ratings_agree_with_logistic_regression_within_one_elo_point() -> None:
 def test_bootstrap_intervals_cover_the_truth() -> None:
     rng = np.random.default_rng(3)
     strengths = np.array([900.0, 1000.0, 1100.0, 1000.0])
-    score, games = synthetic_games(strengths, 4000, rng)
+    score, games = simulate_games(strengths, 4000, rng, tie_rate=0.1)
     names = ["a", "b", "c", "d"]
     results = {names[i]: {names[j]: [score[i, j], games[i, j]] for j in range(4) if games[i, j]} for i in range(4)}
     rated = bradley_terry_with_intervals(results, rng, samples=200, prior=0.0)
