@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
+
 
 class ConfigError(ValueError):
     """A recipe that cannot run; the message names the key and what is allowed."""
@@ -136,9 +138,6 @@ class PrincipleConfig(_Section):
 
         check_principle(self.name, self.rule, self.options, self.model, self.label)
         return self if self.model is None else self.model_copy(update={"model": self.model.resolve()})
-
-
-from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE  # noqa: E402  (plain strings)
 
 
 class JudgeConfig(_Section):

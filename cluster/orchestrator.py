@@ -70,13 +70,7 @@ class Orchestrator:
         base = base or cfg.model.path or build_tiny_model(
             self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
         )
-        settings = DPOSettings(**cfg.dpo.model_dump())
-        name = self.actor_name
-        self.learner = learner_actor(name("learner"), Path(base), settings, cfg.seed, cfg.cluster.num_learner_gpus)
-        self.league = league_actor(name("league"), self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed)
-        self.start_judge(cfg.judge)
-        if cfg.data.preferences is not None:
-            ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
+        self._start_core(Path(base), resume=False)
         if "skill" in cfg.self_play.modes:
             ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
         if warm_up:
@@ -88,15 +82,8 @@ class Orchestrator:
     def start_resumed(self, point: ResumePoint) -> None:
         """Start the actors where a saved state left off: the learner from its state, the league
         from the run's `league.json` (already rewound), the generators serving that version."""
-        cfg = self.config
-        name = self.actor_name
-        settings = DPOSettings(**cfg.dpo.model_dump())
         policy = point.learner / "policy"
-        self.learner = learner_actor(name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus)
-        self.league = league_actor(name("league"), self.run.root, LeagueSettings(**cfg.league.model_dump()), cfg.seed, resume=True)
-        self.start_judge(cfg.judge)
-        if cfg.data.preferences is not None:
-            ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
+        self._start_core(policy, resume=True)
         self.version = ray.get(self.learner.load_state.remote(str(point.learner)))
         ray.get(self.league.set_rng_state.remote(point.league_rng))
         self.rng.bit_generator.state = point.rng
@@ -104,6 +91,18 @@ class Orchestrator:
         snapshots = ray.get(self.league.checkpoints.remote())
         latest = max(snapshots, key=lambda n: snapshots[n][1])
         self._start_generators(str(policy), self.version, latest, snapshots[latest])
+
+    def _start_core(self, policy: Path, resume: bool) -> None:
+        """The learner on `policy`, the league (fresh, or the run's own with `resume`), the judges,
+        and the external preference data: what a fresh and a resumed run start alike."""
+        cfg = self.config
+        settings = DPOSettings(**cfg.dpo.model_dump())
+        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus)
+        league = LeagueSettings(**cfg.league.model_dump())
+        self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume=resume)
+        self.start_judge(cfg.judge)
+        if cfg.data.preferences is not None:
+            ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
 
     def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
         cfg = self.config
