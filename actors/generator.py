@@ -92,11 +92,12 @@ class Generator:
         ]
         return [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
 
-    def load_weights(self, update: WeightUpdateLike) -> int:
-        """Swap in new weights (checkpoint names) and serve them as `update.version` of the current policy."""
+    def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
+        """Swap in new weights (checkpoint names) and serve them as `update.version` of the
+        learning agent `policy` (the current policy, or with league roles an exploiter)."""
         self.llm.collective_rpc("receive_weights", args=(update.weights,))
         self.llm.reset_prefix_cache()
-        self.policy, self.version = "current", update.version
+        self.policy, self.version = policy, update.version
         return self.version
 
     def load_checkpoint(self, path: str, policy: str, version: int) -> int:

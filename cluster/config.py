@@ -192,17 +192,48 @@ class JudgeConfig(_Section):
         return self.model_copy(update={"reward_model": self.reward_model.resolve()})
 
 
+class RolesConfig(_Section):
+    """League roles in the AlphaStar manner, used with `league.matchmaking: alphastar` (the rules
+    are in league/roles.py): the current policy is the main agent; these exploiters learn beside
+    it, each with its own learner and generator. Time is counted in self-play iterations."""
+
+    main_exploiters: int = Field(1, ge=0, description="agents that hunt the main agent's weaknesses; reset after each snapshot")
+    league_exploiters: int = Field(1, ge=0, description="agents that hunt the whole league's; reset with probability league_exploiter_reset")
+    min_iterations: int = Field(2, ge=1, description="iterations an agent plays before a new snapshot of it may join")
+    max_iterations: int = Field(8, ge=1, description="iterations after which a new snapshot joins whatever its win rates")
+    snapshot_win_rate: float = Field(0.7, gt=0, lt=1, description="win rate over every rival that earns a snapshot sooner")
+    league_exploiter_reset: float = Field(0.25, ge=0, le=1, description="chance a league exploiter starts over after a snapshot")
+    games_per_iteration: int | None = Field(None, ge=1, description="each exploiter's games per iteration; default self_play's")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RolesConfig":
+        if self.max_iterations < self.min_iterations:
+            raise ValueError(f"max_iterations ({self.max_iterations}) is below min_iterations ({self.min_iterations})")
+        return self
+
+    def exploiters(self) -> dict[str, Literal["main_exploiter", "league_exploiter"]]:
+        """The exploiters' names and roles: the role's name, numbered from 2 when there are several."""
+        named: dict[str, Literal["main_exploiter", "league_exploiter"]] = {}
+        for role, count in (("main_exploiter", self.main_exploiters), ("league_exploiter", self.league_exploiters)):
+            for k in range(count):
+                named[role if k == 0 else f"{role}{k + 1}"] = role  # type: ignore[assignment]
+        return named
+
+
 class LeagueConfig(_Section):
     initial_elo: float = 1000.0
     elo_scale: float = Field(400.0, gt=0)
     k_factor: float = Field(4.0, gt=0)
-    matchmaking: Literal["previous", "uniform", "pfsp", "near_skill"] = "previous"
+    matchmaking: Literal["previous", "uniform", "pfsp", "near_skill", "alphastar"] = Field(
+        "previous", description="alphastar: league roles (league.roles)"
+    )
     pfsp_weighting: Literal["squared", "variance", "linear", "linear_capped"] = "squared"
     near_skill_width: float = Field(100.0, gt=0, description="Elo gap weighted exp(-1/2) by near_skill")
     admission_threshold: float = Field(0.6, gt=0, le=1)
     min_admission_games: int = Field(32, ge=1)
     max_snapshots: int | None = Field(None, ge=2, description="population cap; the lowest-rated snapshot beyond it retires")
     payoff_decay: float = Field(1.0, gt=0, le=1, description="per-round discount of earlier results in PFSP's win rates")
+    roles: RolesConfig = RolesConfig()
 
 
 class DPOConfig(_Section):
@@ -371,6 +402,10 @@ class RunConfig(_Section):
                 "judge kind code runs unit tests held in each problem's reference answer; the built-in addition task "
                 "has none, so every program would pass. Use judge.code.CodeJudge (or a JudgePool of kind code) from "
                 "Python with a task whose answers are tests"
+            )
+        if self.league.matchmaking == "alphastar" and "head_to_head" not in self.self_play.modes:
+            raise ValueError(
+                "league.matchmaking alphastar matches the agents in head-to-head games; add head_to_head to self_play.modes"
             )
         if self.judge.kind == "pairwise_llm" and "adversarial" in self.self_play.modes:
             raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")

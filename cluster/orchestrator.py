@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
-from cluster.config import JudgeConfig, RunConfig
+from cluster.agents import Agent, interleave, split_by_player
+from cluster.config import JudgeConfig, LeagueConfig, RunConfig
 from cluster.diversity import diversity
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_tasks, sft_problems
@@ -31,7 +32,8 @@ from judge.constitution import Principle
 from judge.pool import JudgePool
 from judge.registry import JudgeSpec
 from league.actor import league_actor
-from league.league import LeagueSettings
+from league.league import CURRENT, LeagueSettings, snapshot_name
+from league.roles import RoleRules
 from league.ratings import wilson_interval
 from learner.actor import learner_actor
 from learner.checkpoint import replace_dir_atomically
@@ -60,6 +62,7 @@ class Orchestrator:
         self.retention_tasks = retention_tasks(config)
         self.retention = retention_problems(config)
         self.retention_start: dict[str, float] = {}
+        self.exploiters: dict[str, Agent] = {}  # league roles' exploiters (matchmaking: alphastar)
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -75,9 +78,10 @@ class Orchestrator:
             ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
         if warm_up:
             self.warm_up()
-        v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint(0))))
+        v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
         ray.get(self.league.admit.remote(0, v0))
         self._start_generators(v0, 0, "v0", (v0, 0))
+        self._start_exploiters()
 
     def start_resumed(self, point: ResumePoint) -> None:
         """Start the actors where a saved state left off: the learner from its state, the league
@@ -91,6 +95,7 @@ class Orchestrator:
         snapshots = ray.get(self.league.checkpoints.remote())
         latest = max(snapshots, key=lambda n: snapshots[n][1])
         self._start_generators(str(policy), self.version, latest, snapshots[latest])
+        self._start_exploiters(point.learner.parent / "agents")
 
     def _start_core(self, policy: Path, resume: bool) -> None:
         """The learner on `policy`, the league (fresh, or the run's own with `resume`), the judges,
@@ -98,7 +103,7 @@ class Orchestrator:
         cfg = self.config
         settings = DPOSettings(**cfg.dpo.model_dump())
         self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus)
-        league = LeagueSettings(**cfg.league.model_dump())
+        league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume=resume)
         self.start_judge(cfg.judge)
         if cfg.data.preferences is not None:
@@ -113,6 +118,29 @@ class Orchestrator:
         self.opponent_gen = generator_actor(self.actor_name("generator-snapshots"), opponent, snapshot, checkpoint[1], **gen)
         ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
 
+    def _start_exploiters(self, saved: Path | None = None) -> None:
+        """The exploiters of league roles (none unless `league.matchmaking: alphastar`): each a
+        learner and a generator of its own, from the starting snapshot v0, or from their states
+        in `saved` when resuming (the league already knows them then)."""
+        cfg = self.config
+        if cfg.league.matchmaking != "alphastar":
+            return
+        gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
+        settings = DPOSettings(**cfg.dpo.model_dump())
+        for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
+            policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
+            learner = learner_actor(self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus)
+            version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
+            spec = EngineSpec(str(policy), cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed + k)
+            generator = generator_actor(self.actor_name(f"generator-{name}"), spec, name, version, **gen)
+            if saved is None:
+                ray.get(self.league.add_agent.remote(name, role))
+            self.exploiters[name] = Agent(name, role, learner, generator, version)
+        ray.get([a.generator.serving.remote() for a in self.exploiters.values()])
+
+    def main_agent(self) -> Agent:
+        return Agent(CURRENT, "main", self.learner, self.policy_gen, self.version)
+
     def save_state(self, iteration: int, seconds: float) -> None:
         """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py)."""
         point = ResumePoint(
@@ -121,7 +149,8 @@ class Orchestrator:
         )
 
         def write(tmp: Path) -> None:
-            ray.get([self.learner.save_state.remote(str(tmp / "learner")), self.league.save_to.remote(str(tmp / "league.json"))])
+            saves = [a.learner.save_state.remote(str(tmp / "agents" / a.name)) for a in self.exploiters.values()]
+            ray.get(saves + [self.learner.save_state.remote(str(tmp / "learner")), self.league.save_to.remote(str(tmp / "league.json"))])
             (tmp / "driver.json").write_text(driver_state(point))
 
         replace_dir_atomically(self.run.root / "state", write)
@@ -162,6 +191,9 @@ class Orchestrator:
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
+        for agent in self.exploiters.values():
+            ray.kill(agent.generator)
+            ray.kill(agent.learner)
 
     def warm_up(self) -> None:
         """SFT on correct answers until `sft.steps` or until validation accuracy reaches the stop."""
@@ -206,7 +238,37 @@ class Orchestrator:
             mode_fields, mode_pairs = plays[mode](it)
             fields.update(mode_fields)
             pairs.append(mode_pairs)
-        return self.learn(it, fields, *pairs, start=start)
+        row = self.learn(it, fields, *pairs, start=start)
+        if self.exploiters:
+            row["exploiters"] = {name: self.train_exploiter(it, agent) for name, agent in self.exploiters.items()}
+            row["seconds"] = time.perf_counter() - start
+        return row
+
+    def train_exploiter(self, it: int, agent: Agent) -> dict[str, Any]:
+        """One round of an exploiter: its games (whom it plays is its role's rule), its snapshot
+        and reset when the rules say so, DPO on its pairs (unless it just started over: those
+        games were another policy's), the new weights to its generator; its row's fields."""
+        n = self.config.league.roles.games_per_iteration or self.config.self_play.games_per_iteration
+        fields, pairs = self.play_head_to_head(it, n, agent)
+        reset = bool(fields["admitted"]) and ray.get(self.league.reset_after_snapshot.remote(agent.name))
+        if reset:
+            ray.get(agent.learner.reset_to.remote(str(self.run.checkpoint("v0"))))
+            stats = {"pairs": 0.0, "loss": float("nan")}
+        else:
+            stats = ray.get(agent.learner.train.remote(pairs))
+        agent.version = ray.get(agent.generator.load_weights.remote(agent.learner.publish.remote(), agent.name))
+        return {
+            "role": agent.role,
+            "version": agent.version,
+            "accuracy": self.evaluate(agent.generator),
+            "games": fields["games"],
+            "win_rate_vs_main": ray.get(self.league.win_rate.remote(agent.name, CURRENT)),
+            "elo": fields["elo"],
+            "pairs": int(stats["pairs"]),
+            "loss": _finite(stats["loss"]),
+            "admitted": fields["admitted"],
+            "reset": reset,
+        }
 
     def learn(self, it: int, fields: dict[str, Any], *pairs: Any, start: float | None = None) -> dict[str, Any]:
         """DPO on the pairs (tables or references to them), the new weights to the generator, and
@@ -230,42 +292,62 @@ class Orchestrator:
         )
         return row
 
-    def play_head_to_head(self, it: int, n: int | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Current policy against matchmade snapshots in `n` games (`self_play.games_per_iteration`
-        by default): judged and recorded, ratings updated, the policy admitted to the league if it
-        earned it. Returns the row's fields and the pairs."""
+    def play_head_to_head(self, it: int, n: int | None = None, agent: Agent | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
+        """A learning agent (the current policy by default) against matchmade opponents in `n`
+        games (`self_play.games_per_iteration` by default): judged and recorded, ratings updated,
+        the agent's snapshot admitted to the league if it earned it. Returns the row's fields and the pairs."""
         start = time.perf_counter()
         n = n or self.config.self_play.games_per_iteration
+        agent = agent or self.main_agent()
         problems = self.task.sample_train(n, self.rng)
         prompts = [p.prompt for p in problems]
-        opponents = ray.get(self.league.matchmake.remote(n))
-        snapshots = ray.get(self.league.checkpoints.remote())
+        opponents = ray.get(self.league.matchmake.remote(n, agent.name))
         seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
 
-        responses_a = self.policy_gen.generate.remote(prompts, self.sampling, seeds[0])
-        responses_b = self.opponent_gen.generate_as.remote(prompts, opponents, snapshots, self.sampling, seeds[1])
+        responses_a = agent.generator.generate.remote(prompts, self.sampling, seeds[0])
+        responses_b = self.respond_as(prompts, opponents, seeds[1])
         verdicts = self.judges.judge(problems, responses_a, responses_b)
         play_seconds = time.perf_counter() - start
         summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
-            it, self.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds
+            it, agent.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds, agent.name
         )
         summary = ray.get(summary_ref)
 
         admitted = None
         if summary.admissible:
-            path = self.learner.save_checkpoint.remote(str(self.run.checkpoint(self.version)))
-            admitted = ray.get(self.league.admit.remote(self.version, path)).name
+            path = agent.learner.save_checkpoint.remote(str(self.run.checkpoint(snapshot_name(agent.name, agent.version))))
+            admitted = ray.get(self.league.admit.remote(agent.version, path, agent.name)).name
         low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
-        return {
+        fields = {
             "win_rate_vs_previous": summary.win_rate_vs_latest,
             "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None,
             "elo": summary.elo,
-            "elo_by_policy": ray.get(self.league.ratings.remote()),
-            "bt_by_policy": ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples)),
             "games": summary.games,
             "games_per_s": summary.games / play_seconds,
             "admitted": admitted,
-        }, pairs
+        }
+        if agent.name == CURRENT:  # the league's ratings once an iteration, in the current policy's row
+            fields["elo_by_policy"] = ray.get(self.league.ratings.remote())
+            fields["bt_by_policy"] = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
+        return fields, pairs
+
+    def respond_as(self, prompts: list[str], opponents: list[str], seeds: list[int]) -> ray.ObjectRef:
+        """Each prompt answered by the opponent named beside it: snapshots by the snapshot
+        generator, learning agents (live play, league roles) by their own generators."""
+        snapshots = ray.get(self.league.checkpoints.remote())
+        live = {CURRENT: self.policy_gen} | {name: a.generator for name, a in self.exploiters.items()}
+        groups = split_by_player(opponents, set(live) & set(opponents))
+        parts = []
+        for who, idx in groups.items():
+            asks, sub_seeds = [prompts[i] for i in idx], [seeds[i] for i in idx]
+            if who is None:
+                names = [opponents[i] for i in idx]
+                parts.append(self.opponent_gen.generate_as.remote(asks, names, snapshots, self.sampling, sub_seeds))
+            else:
+                parts.append(live[who].generate.remote(asks, self.sampling, sub_seeds))
+        if list(groups) == [None]:
+            return parts[0]
+        return interleave.remote(list(groups.values()), *parts)
 
     def filter_adversarial(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
         """Many samples per prompt from the current policy, each scored; wide-spread prompts
@@ -316,9 +398,10 @@ class Orchestrator:
     def _seeds(self, n: int) -> list[int]:
         return self.rng.integers(0, 2**31, size=n).tolist()
 
-    def evaluate(self) -> float:
-        """Greedy held-out accuracy of the policy the generator now serves."""
-        responses = ray.get(self.policy_gen.generate.remote([p.prompt for p in self.held_out], self.greedy))
+    def evaluate(self, generator: Any = None) -> float:
+        """Greedy held-out accuracy of the policy a generator (the current policy's by default) now serves."""
+        generator = generator or self.policy_gen
+        responses = ray.get(generator.generate.remote([p.prompt for p in self.held_out], self.greedy))
         return accuracy(self.held_out, responses)
 
     def measure_diversity(self) -> dict[str, Any]:
@@ -388,7 +471,8 @@ class Orchestrator:
                 break
         ratings = ray.get(self.league.ratings.remote())
         bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
-        snapshots = sorted(ray.get(self.league.checkpoints.remote()), key=lambda s: int(s[1:]))
+        checkpoints = ray.get(self.league.checkpoints.remote())
+        snapshots = sorted(checkpoints, key=lambda name: checkpoints[name][1])
         summary = {
             "initial_accuracy": initial,
             "final_accuracy": rows[-1]["accuracy"] if rows else initial,
@@ -399,6 +483,7 @@ class Orchestrator:
             "games": sum(r.get("games", 0) for r in rows),
             "retention_initial": first.get("retention"),
             "retention_final": rows[-1].get("retention") if rows else first.get("retention"),
+            "exploiters": rows[-1].get("exploiters") if rows else None,
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
             "run_dir": str(self.run.root),
@@ -433,11 +518,21 @@ def format_row(row: dict[str, Any]) -> str:
     parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]
     if row.get("admitted"):
         parts.append(f"admitted {row['admitted']}")
+    for name, x in row.get("exploiters", {}).items():
+        event = f" +{x['admitted']}" + (" (reset)" if x["reset"] else "") if x["admitted"] else ""
+        parts.append(f"| {name} acc {x['accuracy']:.3f} wr-vs-main {x['win_rate_vs_main']:.2f}{event}")
     return "  ".join(parts)
 
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def league_settings(league: LeagueConfig) -> LeagueSettings:
+    """The league section of a recipe as the league takes it (the exploiter counts are the driver's)."""
+    r = league.roles
+    rules = RoleRules(r.min_iterations, r.max_iterations, r.snapshot_win_rate, r.league_exploiter_reset)
+    return LeagueSettings(**league.model_dump(exclude={"roles"}), roles=rules)
 
 
 def judge_spec(judge: JudgeConfig) -> JudgeSpec:

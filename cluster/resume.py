@@ -20,7 +20,7 @@ from typing import Any
 from cluster.run_dir import write_text_atomic
 
 RECORD_DIRS = ("games", "pairs", "failures", "traces", "skill_games")
-ROUND_FILE = re.compile(r"round-(\d+)(?:-[a-z_]+)?\.parquet$")
+ROUND_FILE = re.compile(r"round-(\d+)(?:-[a-z0-9_]+)?\.parquet$")
 
 
 class ResumeError(RuntimeError):

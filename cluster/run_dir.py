@@ -51,9 +51,10 @@ class RunDir:
         write_text_atomic(run.root / "config.yaml", to_yaml(config))
         return run
 
-    def checkpoint(self, version: int) -> Path:
+    def checkpoint(self, snapshot: str) -> Path:
+        """Where the snapshot of that name (`v3`, `main_exploiter-v2`) is saved."""
         (self.root / "checkpoints").mkdir(exist_ok=True)
-        return self.root / "checkpoints" / f"v{version}"
+        return self.root / "checkpoints" / snapshot
 
     @property
     def base_model(self) -> Path:

@@ -1,7 +1,9 @@
 """The league's state and rules: population, online Elo, win-rate matrix, matchmaking, admission.
 
 Plain Python; the league actor hosts it. The current policy plays under the name
-`current`; a frozen snapshot is named after the policy version it froze (`v3`).
+`current`; a frozen snapshot is named after the policy version it froze (`v3`). With league
+roles (`matchmaking: alphastar`, see league/roles.py) the exploiters are learning agents too,
+each under its own name, and their snapshots carry it (`main_exploiter-v3`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 from league.elo import elo_update
 from league.records import replace_atomically
 from league.matchmaking import Matchmaking, PFSPWeighting, near_skill_probabilities, pfsp_probabilities, sample_opponents
+from league.roles import Historical, Role, RoleRules, Roster, choose_opponent, ready_to_snapshot, resets_after_snapshot
 
 CURRENT = "current"
 
@@ -29,6 +32,11 @@ class LeagueSettings:
     min_admission_games: int = 32
     max_snapshots: int | None = None  # beyond this, the lowest-rated snapshot (never the newest) retires
     payoff_decay: float = 1.0  # each round of results discounts earlier ones by this factor (PFSP's win rates)
+    roles: RoleRules = RoleRules()  # the admission and reset rules of `matchmaking: alphastar`
+
+    def __post_init__(self) -> None:
+        if isinstance(self.roles, dict):  # as read back from league.json
+            object.__setattr__(self, "roles", RoleRules(**self.roles))
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class Snapshot:
     name: str
     version: int
     checkpoint: str
+    player: str = CURRENT  # the learning agent it froze
+
+
+def snapshot_name(player: str, version: int) -> str:
+    """`v3` for the current policy (the main agent), `main_exploiter-v3` for another agent."""
+    return f"v{version}" if player == CURRENT else f"{player}-v{version}"
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,17 @@ class League:
     # the same tally with earlier rounds discounted by payoff_decay: what matchmaking reads
     recent: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     retired: list[Snapshot] = field(default_factory=list)  # out of matchmaking; their games and ratings kept
-    current_version: int = 0  # the version the current policy played its latest games at
+    agents: dict[str, Role] = field(default_factory=lambda: {CURRENT: "main"})  # the learning agents
+    versions: dict[str, int] = field(default_factory=dict)  # each agent's version at its latest games
+    since_snapshot: dict[str, int] = field(default_factory=dict)  # each agent's rounds since its latest snapshot
 
     def __post_init__(self) -> None:
         self.ratings.setdefault(CURRENT, self.settings.initial_elo)
+
+    @property
+    def current_version(self) -> int:
+        """The version the current policy played its latest games at."""
+        return self.versions.get(CURRENT, 0)
 
     @property
     def latest(self) -> Snapshot:
@@ -77,34 +98,54 @@ class League:
             raise LookupError("the league has no snapshot yet; admit the starting policy first")
         return self.population[-1]
 
-    def admit(self, version: int, checkpoint: str) -> Snapshot:
-        """Freeze the current policy at `version` as a snapshot; it starts at the current Elo."""
-        snap = Snapshot(name=f"v{version}", version=version, checkpoint=checkpoint)
+    def latest_of(self, agent: str) -> Snapshot | None:
+        """The newest snapshot in matchmaking that froze `agent`."""
+        return next((s for s in reversed(self.population) if s.player == agent), None)
+
+    def add_agent(self, name: str, role: Role) -> None:
+        """Another learning agent (league roles); it starts at the starting snapshot's rating."""
+        if name in self.agents:
+            raise ValueError(f"agent {name!r} is already in the league")
+        self.agents[name] = role
+        self.ratings.setdefault(name, self.starting_rating())
+
+    def admit(self, version: int, checkpoint: str, player: str = CURRENT) -> Snapshot:
+        """Freeze agent `player` at `version` as a snapshot; it starts at the agent's Elo."""
+        snap = Snapshot(name=snapshot_name(player, version), version=version, checkpoint=checkpoint, player=player)
         if any(s.name == snap.name for s in self.population + self.retired):
             raise ValueError(f"snapshot {snap.name} is already in the league; each version is frozen once")
         self.population.append(snap)
-        self.ratings[snap.name] = self.ratings[CURRENT]
+        self.ratings[snap.name] = self.ratings[player]
+        self.since_snapshot[player] = 0
         self._retire_beyond_cap()
         return snap
 
     def _retire_beyond_cap(self) -> None:
         """The retirement rule: while the population is over `max_snapshots`, the lowest-rated
-        snapshot other than the newest (the admission yardstick) leaves matchmaking; its games
-        and ratings stay, so Bradley-Terry and the table still see it."""
+        snapshot other than each agent's newest (its admission yardstick) leaves matchmaking; its
+        games and ratings stay, so Bradley-Terry and the table still see it."""
         cap = self.settings.max_snapshots
         while cap is not None and len(self.population) > cap:
-            weakest = min(self.population[:-1], key=lambda s: (self.ratings[s.name], s.version))
+            newest = {self.latest_of(agent) for agent in self.agents}
+            weakest = min((s for s in self.population if s not in newest), key=lambda s: (self.ratings[s.name], s.version))
             self.population.remove(weakest)
             self.retired.append(weakest)
 
-    def matchmake(self, n: int, rng: np.random.Generator) -> list[str]:
-        """Opponents for `n` games of the current policy."""
+    def matchmake(self, n: int, rng: np.random.Generator, agent: str = CURRENT) -> list[str]:
+        """Opponents for `n` games of `agent`: snapshot names, or with league roles also agents' (live play)."""
+        if self.settings.matchmaking == "alphastar":
+            return [choose_opponent(agent, self.roster(), self, rng) for _ in range(n)]
         return sample_opponents([s.name for s in self.population], self.opponent_probabilities(), n, rng)
+
+    def roster(self) -> Roster:
+        return Roster(dict(self.agents), [Historical(s.name, s.player) for s in self.population])
 
     def opponent_probabilities(self) -> np.ndarray:
         """The chance that each snapshot, in population order, is the next opponent."""
         names = [s.name for s in self.population]
         kind = self.settings.matchmaking
+        if kind == "alphastar":
+            raise ValueError("alphastar matchmaking chooses game by game by each agent's role; call matchmake")
         if not names:
             raise LookupError("the league has no snapshot yet; admit the starting policy first")
         if kind == "previous":
@@ -129,9 +170,12 @@ class League:
         for r in results:
             a = self.ratings.setdefault(r.policy_a, self.settings.initial_elo)
             b = self.ratings.setdefault(r.policy_b, self.settings.initial_elo)
-            self.ratings[r.policy_a], self.ratings[r.policy_b] = elo_update(a, b, r.score_a, k, scale)
             for table in (self.results, self.recent):
                 _tally(table, r.policy_a, r.policy_b, r.score_a)
+            if r.policy_a == r.policy_b:  # self-play (league roles): counted once, moves no rating
+                continue
+            self.ratings[r.policy_a], self.ratings[r.policy_b] = elo_update(a, b, r.score_a, k, scale)
+            for table in (self.results, self.recent):
                 _tally(table, r.policy_b, r.policy_a, 1.0 - r.score_a)
 
     def win_rate(self, a: str, b: str, recent: bool = False) -> float:
@@ -140,26 +184,52 @@ class League:
         return score / games if games else 0.5
 
     def payoff(self, recent: bool = True) -> tuple[list[str], np.ndarray]:
-        """The win-rate matrix over every policy (snapshots in admission order, retired included,
-        then the current one): P[i, j] = i's score rate against j, 0.5 where they never met."""
-        names = [s.name for s in sorted(self.population + self.retired, key=lambda s: s.version)] + [CURRENT]
+        """The win-rate matrix over every policy (snapshots by version, retired included, then
+        the learning agents): P[i, j] = i's score rate against j, 0.5 where they never met."""
+        names = [s.name for s in self.snapshots_by_version()] + list(self.agents)
         return names, np.array([[self.win_rate(a, b, recent) for b in names] for a in names])
 
-    def summarize_round(self, results: list[GameResult], current_version: int) -> RoundSummary:
-        """Win rate of the current policy against the latest snapshot in this round, and whether it is admitted.
+    def snapshots_by_version(self) -> list[Snapshot]:
+        return sorted(self.population + self.retired, key=lambda s: s.version)
+
+    def close_round(self, results: list[GameResult], version: int, agent: str = CURRENT) -> RoundSummary:
+        """Book `agent`'s round (played at `version`), recorded already, and summarize it: its win
+        rate against its own latest snapshot, and whether it is admitted now.
 
         A version already frozen is never admitted twice (a round with no pairs leaves it unchanged).
         """
-        latest = self.latest
-        vs_latest = [r.score_a for r in results if r.policy_a == CURRENT and r.policy_b == latest.name]
+        self.versions[agent] = version
+        self.since_snapshot[agent] = self.since_snapshot.get(agent, 0) + 1
+        latest = self.latest_of(agent)
+        vs_latest = [r.score_a for r in results if r.policy_a == agent and latest and r.policy_b == latest.name]
         rate = float(np.mean(vs_latest)) if vs_latest else None
+        if self.settings.matchmaking == "alphastar":
+            ready = ready_to_snapshot(agent, self.roster(), self, self.since_snapshot[agent], self.settings.roles)
+        else:
+            ready = self.admits(rate, len(vs_latest))
         return RoundSummary(
             games=len(results),
             games_vs_latest=len(vs_latest),
             win_rate_vs_latest=rate,
-            admissible=current_version > latest.version and self.admits(rate, len(vs_latest)),
-            elo=self.ratings[CURRENT],
+            admissible=(latest is None or version > latest.version) and ready,
+            elo=self.ratings[agent],
         )
+
+    def reset_after_snapshot(self, agent: str, rng: np.random.Generator) -> bool:
+        """Whether `agent` starts over from the starting policy now (its role's reset rule). If it
+        does, its decayed results are cleared (matchmaking forgets what the old agent could beat)
+        and its Elo goes back to the starting snapshot's; all-time results stay for the ratings."""
+        if not resets_after_snapshot(self.agents[agent], self.settings.roles, rng):
+            return False
+        self.recent.pop(agent, None)
+        for row in self.recent.values():
+            row.pop(agent, None)
+        self.ratings[agent] = self.starting_rating()
+        return True
+
+    def starting_rating(self) -> float:
+        """The rating of snapshot v0, the starting policy every agent begins from."""
+        return self.ratings.get(snapshot_name(CURRENT, 0), self.settings.initial_elo)
 
     def admits(self, win_rate: float | None, games: int) -> bool:
         """The admission rule: enough games against the latest snapshot, win rate at or above the threshold."""
@@ -175,7 +245,9 @@ class League:
             "results": self.results,
             "recent": self.recent,
             "retired": [asdict(s) for s in self.retired],
-            "current_version": self.current_version,
+            "agents": self.agents,
+            "versions": self.versions,
+            "since_snapshot": self.since_snapshot,
         }
 
     @classmethod
@@ -187,7 +259,9 @@ class League:
             results=_matrix(state["results"]),
             recent=_matrix(state.get("recent", state["results"])),
             retired=[Snapshot(**s) for s in state.get("retired", [])],
-            current_version=state.get("current_version", 0),
+            agents=dict(state.get("agents", {CURRENT: "main"})),
+            versions=dict(state.get("versions", {CURRENT: state.get("current_version", 0)})),
+            since_snapshot=dict(state.get("since_snapshot", {})),
         )
 
     def save(self, path: Path) -> None:

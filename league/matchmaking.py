@@ -12,7 +12,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-Matchmaking = Literal["previous", "uniform", "pfsp", "near_skill"]
+Matchmaking = Literal["previous", "uniform", "pfsp", "near_skill", "alphastar"]  # alphastar: league/roles.py
 PFSPWeighting = Literal["squared", "variance", "linear", "linear_capped"]
 
 PFSP_WEIGHTINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

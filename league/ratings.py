@@ -22,13 +22,16 @@ class Rating:
 
 
 def pair_matrices(results: dict[str, dict[str, list[float]]]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Names, score matrix S[i, j] (i's points against j, a tie half) and game counts N[i, j]."""
+    """Names, score matrix S[i, j] (i's points against j, a tie half) and game counts N[i, j];
+    a policy's games against itself (self-play) say nothing of its strength and are left out."""
     names = sorted(set(results) | {b for row in results.values() for b in row})
     index = {name: i for i, name in enumerate(names)}
     score = np.zeros((len(names), len(names)))
     games = np.zeros_like(score)
     for a, row in results.items():
         for b, (s, n) in row.items():
+            if a == b:
+                continue
             score[index[a], index[b]] = s
             games[index[a], index[b]] = n
     return names, score, games

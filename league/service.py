@@ -15,6 +15,7 @@ from league.adversarial import filter_failures
 from league.refinement import refinement_records
 from league.skill import skill_records
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
+from league.roles import Role
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
 
@@ -44,20 +45,42 @@ class LeagueService:
         """The league as it is now, to `path` (a resumable state's copy)."""
         self.league.save(Path(path))
 
-    def admit(self, version: int, checkpoint: str) -> Snapshot:
-        snap = self.league.admit(version, checkpoint)
+    def admit(self, version: int, checkpoint: str, player: str = CURRENT) -> Snapshot:
+        snap = self.league.admit(version, checkpoint, player)
         self.league.save(self.state_path)
         return snap
 
-    def matchmake(self, n: int) -> list[str]:
-        return self.league.matchmake(n, self.rng)
+    def add_agent(self, name: str, role: Role) -> None:
+        self.league.add_agent(name, role)
+        self.league.save(self.state_path)
+
+    def agents(self) -> dict[str, Role]:
+        return dict(self.league.agents)
+
+    def reset_after_snapshot(self, agent: str) -> bool:
+        """Whether `agent` starts over now (its role's rule, drawn here); the league forgets its recent results if so."""
+        reset = self.league.reset_after_snapshot(agent, self.rng)
+        self.league.save(self.state_path)
+        return reset
+
+    def matchmake(self, n: int, agent: str = CURRENT) -> list[str]:
+        return self.league.matchmake(n, self.rng, agent)
 
     def checkpoints(self) -> dict[str, tuple[str, int]]:
         """Snapshot name -> (checkpoint path, version), what an opponent generator needs to serve it."""
         return {s.name: (s.checkpoint, s.version) for s in self.league.population}
 
+    def snapshots(self) -> list[str]:
+        """Every snapshot ever admitted (retired ones too), by version."""
+        return [s.name for s in self.league.snapshots_by_version()]
+
     def ratings(self) -> dict[str, float]:
         return dict(self.league.ratings)
+
+    def win_rate(self, a: str, b: str) -> float:
+        """a's score rate against b in the decayed tally matchmaking reads (0.5 where they never
+        met); an exploiter that started over has no results there from before."""
+        return self.league.win_rate(a, b, recent=True)
 
     def bradley_terry(self, samples: int) -> dict[str, list[float]]:
         """Bradley-Terry rating and 95% interval per policy, fitted on every game so far."""
@@ -114,7 +137,7 @@ class LeagueService:
     def record_round(
         self,
         round_: int,
-        current_version: int,
+        version: int,
         prompts: list[str],
         opponents: list[str],
         responses_a: list[str],
@@ -122,19 +145,24 @@ class LeagueService:
         verdicts: list[Verdict],
         judge: str,
         play_seconds: float,
+        agent: str = CURRENT,
     ) -> tuple[RoundSummary, pa.Table]:
-        """Write the round's games and pairs, update ratings, save the league; return the summary and the pairs."""
-        versions = {s.name: s.version for s in self.league.population}
+        """Write the round of `agent` (played at `version`): its games and pairs, update ratings,
+        save the league; return the summary and the pairs. Opponents are snapshots or, with
+        league roles, learning agents (at the version they last played)."""
+        versions = {s.name: s.version for s in self.league.population} | {agent: version} | {
+            a: self.league.versions.get(a, 0) for a in self.league.agents if a != agent
+        }
         games = games_table(
-            round_, "head_to_head", (CURRENT, current_version), [(o, versions[o]) for o in opponents],
+            round_, "head_to_head", (agent, version), [(o, versions[o]) for o in opponents],
             prompts, responses_a, responses_b, verdicts, judge, play_seconds,
         )
         pairs = pairs_from_games(games)
-        write_table_atomic(games, self.run_dir / "games" / f"round-{round_:05d}.parquet")
-        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}.parquet")
-        results = [GameResult(CURRENT, o, SCORE_OF_WINNER[v.winner]) for o, v in zip(opponents, verdicts)]
+        suffix = "" if agent == CURRENT else f"-{agent}"
+        write_table_atomic(games, self.run_dir / "games" / f"round-{round_:05d}{suffix}.parquet")
+        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}{suffix}.parquet")
+        results = [GameResult(agent, o, SCORE_OF_WINNER[v.winner]) for o, v in zip(opponents, verdicts)]
         self.league.record(results)
-        self.league.current_version = current_version
-        summary = self.league.summarize_round(results, current_version)
+        summary = self.league.close_round(results, version, agent)
         self.league.save(self.state_path)
         return summary, pairs

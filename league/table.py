@@ -7,28 +7,30 @@ import json
 
 import numpy as np
 
-from league.league import CURRENT, League
+from league.league import League
 from league.ratings import bradley_terry_with_intervals
 
-COLUMNS = ["policy", "version", "retired", "elo", "bt", "bt_low", "bt_high", "games", "win_rate_vs_previous"]
+COLUMNS = ["policy", "role", "version", "retired", "elo", "bt", "bt_low", "bt_high", "games", "win_rate_vs_previous"]
 
 
 def league_table(league: League, rng: np.random.Generator, samples: int = 200) -> list[dict]:
-    """Snapshots in admission order (retired ones included, marked), then the current policy;
-    `win_rate_vs_previous` is each policy's score rate against the snapshot admitted just
-    before it (None for the first)."""
+    """Snapshots by version (retired ones included, marked), then the learning agents (the
+    current policy; with league roles the exploiters too). `role` is the role of the agent a
+    row is or froze; `win_rate_vs_previous` is each policy's score rate against the snapshot of
+    the same agent admitted just before it (None for the first)."""
     bt = bradley_terry_with_intervals(league.results, rng, samples=samples)
-    snapshots = sorted(league.population + league.retired, key=lambda s: s.version)
-    names = [s.name for s in snapshots] + [CURRENT]
+    snapshots = league.snapshots_by_version()
     versions = {s.name: s.version for s in snapshots}
     retired = {s.name for s in league.retired}
+    lineage = [(s.name, s.player) for s in snapshots] + [(agent, agent) for agent in league.agents]
     rows = []
-    for i, name in enumerate(names):
-        previous = names[i - 1] if i > 0 else None
+    for i, (name, player) in enumerate(lineage):
+        previous = next((n for n, p in reversed(lineage[:i]) if p == player and n != player), None)
         rating = bt.get(name)
         rows.append({
             "policy": name,
-            "version": versions.get(name),
+            "role": league.agents.get(player, "main"),
+            "version": versions.get(name, league.versions.get(name)),
             "retired": name in retired,
             "elo": league.ratings.get(name),
             "bt": rating.rating if rating else None,
@@ -55,11 +57,12 @@ def render(rows: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue()
-    lines = [f"{'policy':<10} {'version':>7} {'elo':>8} {'bradley-terry (95%)':>26} {'games':>7} {'wr-vs-prev':>10}"]
+    width = max([10] + [len(r["policy"]) + (7 if r.get("retired") else 0) for r in rows])
+    lines = [f"{'policy':<{width}} {'version':>7} {'elo':>8} {'bradley-terry (95%)':>26} {'games':>7} {'wr-vs-prev':>10}"]
     for r in rows:
         bt = "-" if r["bt"] is None else f"{r['bt']:.1f} [{r['bt_low']:.1f}, {r['bt_high']:.1f}]"
         version = "-" if r["version"] is None else str(r["version"])
         wr = "-" if r["win_rate_vs_previous"] is None else f"{r['win_rate_vs_previous']:.3f}"
         policy = r["policy"] + (" (ret.)" if r.get("retired") else "")
-        lines.append(f"{policy:<10} {version:>7} {r['elo']:>8.1f} {bt:>26} {r['games']:>7} {wr:>10}")
+        lines.append(f"{policy:<{width}} {version:>7} {r['elo']:>8.1f} {bt:>26} {r['games']:>7} {wr:>10}")
     return "\n".join(lines)

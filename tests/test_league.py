@@ -42,14 +42,14 @@ def _round(score_sum_wins: int, ties: int, losses: int) -> list[GameResult]:
 def test_admission_at_threshold_and_not_below() -> None:
     league = League(LeagueSettings(admission_threshold=0.6, min_admission_games=10))
     league.admit(0, "/ckpt/v0")
-    at = league.summarize_round(_round(55, 10, 35), current_version=1)  # (55 + 5) / 100 = 0.6
+    at = league.close_round(_round(55, 10, 35), 1)  # (55 + 5) / 100 = 0.6
     assert at.win_rate_vs_latest == pytest.approx(0.6)
     assert at.admissible
-    below = league.summarize_round(_round(54, 11, 35), current_version=1)  # 0.595
+    below = league.close_round(_round(54, 11, 35), 1)  # 0.595
     assert not below.admissible
     # the same version is never frozen twice, and too few games never admit
-    assert not league.summarize_round(_round(100, 0, 0), current_version=0).admissible
-    assert not league.summarize_round(_round(9, 0, 0), current_version=1).admissible
+    assert not league.close_round(_round(100, 0, 0), 0).admissible
+    assert not league.close_round(_round(9, 0, 0), 1).admissible
 
 
 def test_admitted_snapshot_starts_at_current_rating() -> None:
