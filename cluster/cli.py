@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="go on with the run in RUN_DIR from its last saved state (with --iterations, --set self_play.*)")
-    table = sub.add_parser("league", help="print a run's league table (Elo, Bradley-Terry with 95% interval, games)")
+    table = sub.add_parser("league", help="print a run's league table (Elo, Bradley-Terry with 95%% interval, games)")
     table.add_argument("run_dir", type=Path)
     table.add_argument("--format", choices=["text", "csv", "json"], default="text")
     table.add_argument("--output", type=Path, help="write to this file instead of the terminal")
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("run_dir", type=Path)
     fold.add_argument("verdicts", type=Path)
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
+    _add_job_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in JOB_COMMANDS:
+        return _job_command(args)
     if args.command == "league":
         return _league(args)
     if args.command == "human-export":
@@ -72,6 +75,60 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+JOB_COMMANDS = ("submit", "status", "logs", "stop")
+ADDRESS_HELP = "the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS, then http://127.0.0.1:8265)"
+
+
+def _add_job_commands(sub: argparse._SubParsersAction) -> None:
+    submit = sub.add_parser("submit", help="run a recipe on a Ray cluster as a Ray job; prints the job id")
+    submit.add_argument("recipe", nargs="?", type=Path, help="YAML recipe; default: the built-in demo")
+    submit.add_argument("--run-dir", type=Path, help="an absolute path on the cluster (default ~/selfplay-runs/<job id> there)")
+    submit.add_argument("--iterations", type=int, help="self-play iterations (self_play.iterations)")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
+    submit.add_argument("--job-id", help="the job's id (default selfplay-<date>-<time>-<random>)")
+    submit.add_argument("--wait", action="store_true", help="follow the job's logs until it ends; exit 0 only if it succeeded")
+    status = sub.add_parser("status", help="a job's state and run directory, or every selfplay job on the cluster")
+    status.add_argument("job_id", nargs="?")
+    logs = sub.add_parser("logs", help="a job's output so far")
+    logs.add_argument("job_id")
+    logs.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    stop = sub.add_parser("stop", help="stop a job; its actors end with its driver")
+    stop.add_argument("job_id")
+    for command in (submit, status, logs, stop):
+        command.add_argument("--address", help=ADDRESS_HELP)
+
+
+def _job_command(args: argparse.Namespace) -> int:
+    from cluster import jobs
+
+    try:
+        if args.command == "submit":
+            overrides = _overrides(args.set)
+            if args.iterations is not None:
+                overrides["self_play.iterations"] = args.iterations
+            if args.run_dir is not None:
+                overrides["run_dir"] = str(args.run_dir)
+            job_id = jobs.submit(load_recipe(args.recipe, overrides), args.address, args.job_id)
+            print(job_id)
+            if args.wait:
+                return 0 if jobs.follow(job_id, args.address) == "SUCCEEDED" else 1
+        elif args.command == "status":
+            found = jobs.status(args.job_id, args.address) if args.job_id else jobs.list_jobs(args.address)
+            print(json.dumps(found, indent=1))
+        elif args.command == "logs":
+            if args.follow:
+                jobs.follow(args.job_id, args.address)
+            else:
+                print(jobs.logs(args.job_id, args.address), end="")
+        else:
+            stopped = jobs.stop(args.job_id, args.address)
+            print(f"stopping {args.job_id}" if stopped else f"{args.job_id} had already ended")
+    except (ConfigError, jobs.JobError) as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

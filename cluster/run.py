@@ -54,7 +54,9 @@ def connect(config: RunConfig) -> bool:
         return False
     c = config.cluster
     if c.address:
-        ray.init(address=c.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
+        # A submitted job's driver already runs in the job's runtime env (working dir, env vars), which its actors inherit.
+        in_job = "SELFPLAY_RECIPE" in os.environ
+        ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
     ray.init(
         num_cpus=c.num_cpus or max(4, os.cpu_count() or 1),

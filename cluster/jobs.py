@@ -1,0 +1,179 @@
+"""Ray jobs: a recipe submitted to a cluster, then followed, stopped or scaled from anywhere.
+
+`submit` validates the recipe here (a bad one never reaches the cluster), ships the project
+directory as the job's working directory (without `.venv`, run directories or caches) and
+the resolved recipe in the job's environment; on the cluster `python -m cluster.jobs` runs it
+as `selfplay run` would, joined to that cluster. The run directory is a path on the cluster:
+`~/selfplay-runs/<job id>` of the node the driver runs on, unless an absolute one is given.
+
+Ray 2.60 clusters started with token authentication refuse requests without the token; the
+job client sends it when `RAY_AUTH_MODE=token`, which is turned on here when a token is at
+hand (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) and the user has not
+chosen a mode.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster.config import RunConfig, parse_config, to_yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RECIPE_ENV = "SELFPLAY_RECIPE"
+RUNS_ON_CLUSTER = "~/selfplay-runs"
+# What the working directory leaves behind: environments, runs, caches, version control.
+EXCLUDES = [".venv", "venv", "runs", ".git", "**/__pycache__", ".pytest_cache", "*.egg-info", ".ruff_cache"]
+# The job's progress bars update rarely: in a log file every update is another line.
+JOB_ENV = {"TQDM_MININTERVAL": "30", "PYTHONUNBUFFERED": "1"}
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+class JobError(RuntimeError):
+    """A job request the cluster refused or that cannot be made as asked; the message says why."""
+
+
+def use_token_auth() -> None:
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def client(address: str | None):
+    """A job client for the dashboard at `address` (default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)."""
+    use_token_auth()
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    where = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265"
+    try:
+        return JobSubmissionClient(address)
+    except AuthenticationError:
+        raise JobError(
+            f"the Ray dashboard at {where} wants its token: put the cluster's token in ~/.ray/auth_token, or set "
+            "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH); `ray get-auth-token` prints it on the head node"
+        ) from None
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise JobError(f"cannot reach the Ray dashboard at {where}: {err}; pass --address http://HEAD:8265") from None
+
+
+def job_recipe(config: RunConfig, job_id: str) -> RunConfig:
+    """The recipe as the job runs it: joined to the cluster it runs on, writing to a path there."""
+    run_dir = config.run_dir
+    if run_dir is not None and not run_dir.is_absolute() and not str(run_dir).startswith("~"):
+        raise JobError(
+            f"--run-dir {str(run_dir)!r} is relative; on the cluster it would land in the job's temporary working "
+            f"directory and be lost. Give an absolute path on the cluster (shared storage), or leave it out for {RUNS_ON_CLUSTER}/<job id>"
+        )
+    cluster = config.cluster.model_copy(update={"address": "auto"})
+    return config.model_copy(update={"run_dir": run_dir or Path(RUNS_ON_CLUSTER) / job_id, "cluster": cluster})
+
+
+def submit(config: RunConfig, address: str | None = None, job_id: str | None = None) -> str:
+    """Submit the recipe as a Ray job; returns its id."""
+    job_id = job_id or time.strftime("selfplay-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    recipe = job_recipe(config, job_id)
+    jobs = client(address)  # before Ray is imported by anything else: it reads RAY_AUTH_MODE once
+    from cluster.run import WORKER_ENV
+
+    runtime_env = {
+        "working_dir": str(PROJECT_ROOT),
+        "excludes": EXCLUDES,
+        "env_vars": {RECIPE_ENV: to_yaml(recipe), **WORKER_ENV, **JOB_ENV},
+    }
+    metadata = {"run_dir": str(recipe.run_dir), "selfplay": "1"}
+    try:
+        return jobs.submit_job(entrypoint="python -m cluster.jobs", submission_id=job_id, runtime_env=runtime_env, metadata=metadata)
+    except RuntimeError as err:
+        raise JobError(f"the cluster refused the job: {err}") from None
+
+
+def status(job_id: str, address: str | None = None) -> dict[str, Any]:
+    """The job's state, message, run directory and times."""
+    info = _call(lambda c: c.get_job_info(job_id), address, job_id)
+    return {
+        "job_id": job_id,
+        "status": str(info.status.value if hasattr(info.status, "value") else info.status),
+        "message": info.message,
+        "run_dir": (info.metadata or {}).get("run_dir"),
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+    }
+
+
+def list_jobs(address: str | None = None) -> list[dict[str, Any]]:
+    """This project's jobs on the cluster, oldest first."""
+    jobs = _call(lambda c: c.list_jobs(), address, None)
+    mine = [j for j in jobs if (j.metadata or {}).get("selfplay") == "1" and j.submission_id]
+    return [status(j.submission_id, address) for j in sorted(mine, key=lambda j: j.start_time or 0)]
+
+
+def logs(job_id: str, address: str | None = None) -> str:
+    return _call(lambda c: c.get_job_logs(job_id), address, job_id)
+
+
+def follow(job_id: str, address: str | None = None, out=sys.stdout) -> str:
+    """Print the job's logs as they come until it ends; returns its final status."""
+    import asyncio
+
+    async def tail() -> None:
+        async for chunk in client(address).tail_job_logs(job_id):
+            out.write(chunk)
+            out.flush()
+
+    asyncio.run(tail())
+    return wait(job_id, address, timeout_s=60)
+
+
+def wait(job_id: str, address: str | None = None, timeout_s: float = 3600, poll_s: float = 2) -> str:
+    """Block until the job ends; returns SUCCEEDED, FAILED or STOPPED."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = status(job_id, address)["status"]
+        if state in TERMINAL:
+            return state
+        if time.monotonic() > deadline:
+            raise JobError(f"job {job_id} still {state} after {timeout_s:g} s")
+        time.sleep(poll_s)
+
+
+def stop(job_id: str, address: str | None = None) -> bool:
+    """Ask the cluster to stop the job (its actors go with its driver); False if it had already ended."""
+    return _call(lambda c: c.stop_job(job_id), address, job_id)
+
+
+def _call(request, address: str | None, job_id: str | None):
+    c = client(address)
+    try:
+        return request(c)
+    except RuntimeError as err:
+        if job_id is not None and "does not exist" in str(err):
+            raise JobError(f"no job {job_id!r} on this cluster; `selfplay status` lists them") from None
+        raise JobError(str(err)) from None
+
+
+def run_job() -> int:
+    """The job's entrypoint on the cluster: the recipe from the environment, run as `selfplay run` runs it."""
+    from cluster.run import run_self_play
+
+    text = os.environ.get(RECIPE_ENV)
+    if not text:
+        print(f"selfplay job: no recipe in ${RECIPE_ENV}; submit with `selfplay submit`", file=sys.stderr)
+        return 2
+    config = parse_config(yaml.safe_load(text), source=f"${RECIPE_ENV}")
+    config = config.model_copy(update={"run_dir": Path(str(config.run_dir)).expanduser()})
+    print(f"selfplay job: writing the run to {config.run_dir}", flush=True)
+    summary = run_self_play(config, show_progress=True)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_job())
