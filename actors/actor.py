@@ -10,9 +10,12 @@ from actors.generator import EngineSpec, Generator
 GENERATOR_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "WARNING", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def generator_actor(name: str, spec: EngineSpec, policy: str, version: int, num_cpus: float = 0, num_gpus: float = 0):
+def generator_actor(
+    name: str, spec: EngineSpec, policy: str, version: int, num_cpus: float = 0, num_gpus: float = 0,
+    resources: dict[str, float] | None = None,
+):
     """Start a named generator actor serving `policy` at `version` from `spec.model_path`."""
     remote_cls = ray.remote(Generator)
     return remote_cls.options(
-        name=name, num_cpus=num_cpus, num_gpus=num_gpus, runtime_env={"env_vars": GENERATOR_ENV}
+        name=name, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources or {}, runtime_env={"env_vars": GENERATOR_ENV}
     ).remote(spec, policy, version)

@@ -119,6 +119,12 @@ class GeneratorConfig(_Section):
     kv_cache_bytes: int = Field(64 * 2**20, ge=2**20, description="fixed KV-cache size per engine (CPU backend)")
     num_cpus: float = Field(0, ge=0, description="Ray CPUs reserved per generator actor")
     num_gpus: float = Field(0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources per generator actor (which nodes they go to)")
+    replicas: int = Field(1, ge=1, description="generators serving the current policy (selfplay scale changes it live)")
+    snapshot_replicas: int = Field(1, ge=1, description="generators serving the league's snapshots")
+    retries: int = Field(2, ge=0, description="times a shard of a dead generator is sent to another")
+    sync_timeout_s: float = Field(300.0, gt=0, description="a weight sync not done in this time fails the run loudly")
+    start_timeout_s: float = Field(600.0, gt=0, description="a new generator not serving within this time fails the run loudly")
 
 
 class PrincipleConfig(_Section):

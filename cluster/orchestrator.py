@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
+from actors.pool import GeneratorPool
 from cluster.agents import Agent, interleave, split_by_player
 from cluster.config import JudgeConfig, LeagueConfig, RunConfig
 from cluster.diversity import diversity
@@ -110,13 +111,23 @@ class Orchestrator:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
 
     def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
+        g = self.config.generator
+        self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas)
+        self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas)
+
+    def generator_pool(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0) -> GeneratorPool:
+        """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path`
+        (a generator joining later then takes the pool's latest weights)."""
         cfg = self.config
-        gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
-        spec = EngineSpec(policy, cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
-        self.policy_gen = generator_actor(self.actor_name("generator-current"), spec, "current", version, **gen)
-        opponent = EngineSpec(checkpoint[0], cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed)
-        self.opponent_gen = generator_actor(self.actor_name("generator-snapshots"), opponent, snapshot, checkpoint[1], **gen)
-        ray.get([self.policy_gen.serving.remote(), self.opponent_gen.serving.remote()])
+        g = cfg.generator
+        spec = EngineSpec(str(path), cfg.model.dtype, cfg.model.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset)
+
+        def start(serial: int) -> Any:
+            return generator_actor(
+                self.actor_name(f"{role}-{serial}"), spec, policy, version, num_cpus=g.num_cpus, num_gpus=g.num_gpus, resources=g.resources
+            )
+
+        return GeneratorPool(start, size, g.retries, g.sync_timeout_s, g.start_timeout_s)
 
     def _start_exploiters(self, saved: Path | None = None) -> None:
         """The exploiters of league roles (none unless `league.matchmaking: alphastar`): each a
@@ -125,21 +136,18 @@ class Orchestrator:
         cfg = self.config
         if cfg.league.matchmaking != "alphastar":
             return
-        gen = dict(num_cpus=cfg.generator.num_cpus, num_gpus=cfg.generator.num_gpus)
         settings = DPOSettings(**cfg.dpo.model_dump())
         for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
             policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
             learner = learner_actor(self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus)
             version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
-            spec = EngineSpec(str(policy), cfg.model.dtype, cfg.model.max_model_len, cfg.generator.kv_cache_bytes, cfg.seed + k)
-            generator = generator_actor(self.actor_name(f"generator-{name}"), spec, name, version, **gen)
+            generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k)
             if saved is None:
                 ray.get(self.league.add_agent.remote(name, role))
             self.exploiters[name] = Agent(name, role, learner, generator, version)
-        ray.get([a.generator.serving.remote() for a in self.exploiters.values()])
 
     def main_agent(self) -> Agent:
-        return Agent(CURRENT, "main", self.learner, self.policy_gen, self.version)
+        return Agent(CURRENT, "main", self.learner, self.policy_pool, self.version)
 
     def save_state(self, iteration: int, seconds: float) -> None:
         """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py)."""
@@ -187,12 +195,14 @@ class Orchestrator:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
         if getattr(self, "judges", None) is not None:
             self.judges.stop()
-        for role in ("policy_gen", "opponent_gen", "judge_llm", "league", "learner"):
+        for pool in [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]:
+            if pool is not None:
+                pool.stop()
+        for role in ("judge_llm", "league", "learner"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
         for agent in self.exploiters.values():
-            ray.kill(agent.generator)
             ray.kill(agent.learner)
 
     def warm_up(self) -> None:
@@ -256,7 +266,7 @@ class Orchestrator:
             stats = {"pairs": 0.0, "loss": float("nan")}
         else:
             stats = ray.get(agent.learner.train.remote(pairs))
-        agent.version = ray.get(agent.generator.load_weights.remote(agent.learner.publish.remote(), agent.name))
+        agent.version = agent.generator.load_weights(agent.learner.publish.remote(), agent.name)
         return {
             "role": agent.role,
             "version": agent.version,
@@ -276,7 +286,9 @@ class Orchestrator:
         start = time.perf_counter() if start is None else start
         row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None, **fields}
         stats = ray.get(self.learner.train.remote(*pairs))
-        self.version = ray.get(self.policy_gen.load_weights.remote(self.learner.publish.remote()))
+        self.version = self.policy_pool.load_weights(self.learner.publish.remote())
+        row.update(generators=self.policy_pool.size, generators_replaced=self.policy_pool.replaced,
+                   weight_sync_s=self.policy_pool.last_sync_seconds)
         row.update(
             accuracy=self.evaluate(),
             **self.measure_retention(),
@@ -304,8 +316,9 @@ class Orchestrator:
         opponents = ray.get(self.league.matchmake.remote(n, agent.name))
         seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
 
-        responses_a = agent.generator.generate.remote(prompts, self.sampling, seeds[0])
-        responses_b = self.respond_as(prompts, opponents, seeds[1])
+        side_a = agent.generator.submit("generate", {"prompts": prompts, "seeds": seeds[0]}, sampling=self.sampling)
+        responses_b = self.respond_as(prompts, opponents, seeds[1])  # both sides generate at once
+        responses_a = side_a.result()
         verdicts = self.judges.judge(problems, responses_a, responses_b)
         play_seconds = time.perf_counter() - start
         summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
@@ -335,16 +348,17 @@ class Orchestrator:
         """Each prompt answered by the opponent named beside it: snapshots by the snapshot
         generator, learning agents (live play, league roles) by their own generators."""
         snapshots = ray.get(self.league.checkpoints.remote())
-        live = {CURRENT: self.policy_gen} | {name: a.generator for name, a in self.exploiters.items()}
+        live = {CURRENT: self.policy_pool} | {name: a.generator for name, a in self.exploiters.items()}
         groups = split_by_player(opponents, set(live) & set(opponents))
-        parts = []
+        requests = []
         for who, idx in groups.items():
             asks, sub_seeds = [prompts[i] for i in idx], [seeds[i] for i in idx]
             if who is None:
                 names = [opponents[i] for i in idx]
-                parts.append(self.opponent_gen.generate_as.remote(asks, names, snapshots, self.sampling, sub_seeds))
+                requests.append(self.snapshot_pool.generate_as(asks, names, snapshots, self.sampling, sub_seeds))
             else:
-                parts.append(live[who].generate.remote(asks, self.sampling, sub_seeds))
+                requests.append(live[who].submit("generate", {"prompts": asks, "seeds": sub_seeds}, sampling=self.sampling))
+        parts = [r.result() for r in requests]
         if list(groups) == [None]:
             return parts[0]
         return interleave.remote(list(groups.values()), *parts)
@@ -356,7 +370,7 @@ class Orchestrator:
         problems = self.task.sample_train(a.prompts, self.rng)
         repeated = [p for p in problems for _ in range(a.samples)]
         seeds = self.rng.integers(0, 2**31, size=len(repeated)).tolist()
-        responses = self.policy_gen.generate.remote([p.prompt for p in repeated], self.sampling, seeds)
+        responses = self.policy_pool.generate([p.prompt for p in repeated], self.sampling, seeds)
         scores = self.judges.score(repeated, responses)
         counts, pairs = self.league.record_failures.options(num_returns=2).remote(
             it, [p.prompt for p in problems], responses, scores, a.spread_threshold
@@ -369,13 +383,13 @@ class Orchestrator:
         r = self.config.refinement
         problems = self.task.sample_train(n or r.prompts, self.rng)
         prompts = [p.prompt for p in problems]
-        current = ray.get(self.policy_gen.generate.remote(prompts, self.sampling, self._seeds(len(prompts))))
+        current = ray.get(self.policy_pool.generate(prompts, self.sampling, self._seeds(len(prompts))))
         steps, verdicts = [], []
         for _ in range(rounds or r.rounds):
             asks = [r.critique_template.format(prompt=p, response=a) for p, a in zip(prompts, current)]
-            critiques = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
+            critiques = ray.get(self.policy_pool.generate(asks, self.sampling, self._seeds(len(asks))))
             asks = [r.refine_template.format(prompt=p, response=a, critique=c) for p, a, c in zip(prompts, current, critiques)]
-            improved = ray.get(self.policy_gen.generate.remote(asks, self.sampling, self._seeds(len(asks))))
+            improved = ray.get(self.policy_pool.generate(asks, self.sampling, self._seeds(len(asks))))
             steps.append((current, critiques, improved))
             verdicts.append(self.judges.judge(problems, current, improved))
             current = improved
@@ -388,7 +402,7 @@ class Orchestrator:
         problems = self.task.sample_train(s.prompts, self.rng)
         prompts = [p.prompt for p in problems]
         tagged = [level + p for level in s.levels for p in prompts]
-        flat = ray.get(self.policy_gen.generate.remote(tagged, self.sampling, self._seeds(len(tagged))))
+        flat = ray.get(self.policy_pool.generate(tagged, self.sampling, self._seeds(len(tagged))))
         responses = {level: flat[k * len(prompts) : (k + 1) * len(prompts)] for k, level in enumerate(s.levels)}
         matchups = [(high, low) for h, high in enumerate(s.levels) for low in s.levels[:h]]
         verdicts = [self.judges.judge(problems, responses[high], responses[low]) for high, low in matchups]
@@ -400,8 +414,8 @@ class Orchestrator:
 
     def evaluate(self, generator: Any = None) -> float:
         """Greedy held-out accuracy of the policy a generator (the current policy's by default) now serves."""
-        generator = generator or self.policy_gen
-        responses = ray.get(generator.generate.remote([p.prompt for p in self.held_out], self.greedy))
+        generator = generator or self.policy_pool
+        responses = ray.get(generator.generate([p.prompt for p in self.held_out], self.greedy))
         return accuracy(self.held_out, responses)
 
     def measure_diversity(self) -> dict[str, Any]:
@@ -409,7 +423,7 @@ class Orchestrator:
         e = self.config.eval
         prompts = [p for p in self.diversity_prompts for _ in range(e.diversity_samples)]
         seeds = list(range(len(prompts)))
-        tokens = ray.get(self.policy_gen.generate_tokens.remote(prompts, self.sampling, seeds))
+        tokens = ray.get(self.policy_pool.generate_tokens(prompts, self.sampling, seeds))
         groups = [tokens[i : i + e.diversity_samples] for i in range(0, len(tokens), e.diversity_samples)]
         measured: dict[str, Any] = diversity(groups)
         measured["mode_collapse"] = measured["distinct_2"] < e.min_distinct_2
@@ -424,7 +438,7 @@ class Orchestrator:
             return {}
         names = list(self.retention)
         problems = [p for name in names for p in self.retention[name]]
-        responses = ray.get(self.policy_gen.generate.remote([p.prompt for p in problems], self.greedy))
+        responses = ray.get(self.policy_pool.generate([p.prompt for p in problems], self.greedy))
         now, begin = {}, 0
         for name in names:
             k = len(self.retention[name])

@@ -59,6 +59,7 @@ def connect(config: RunConfig) -> bool:
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
     ray.init(
+        address="local",  # a new cluster, even where `ray start` left one running
         num_cpus=c.num_cpus or max(4, os.cpu_count() or 1),
         include_dashboard=c.dashboard,
         runtime_env={"env_vars": WORKER_ENV},

@@ -24,7 +24,7 @@ def ray_cluster():
 
     from cluster.run import WORKER_ENV
 
-    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False)
     yield ray
     ray.shutdown()
 

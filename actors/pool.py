@@ -1,0 +1,222 @@
+"""An elastic pool of generator actors serving one policy (or the league's snapshots).
+
+The driver holds it. A request is split into one contiguous shard per generator; the answers
+stay in the object store (the driver checks each shard with a task that returns its length,
+then joins them with another), so texts go from generators to judges and league directly.
+
+- Growing and shrinking: `resize(n)` takes effect at once for new requests. A new generator
+  joins with the pool's latest weights and version before it takes work; a removed one gets
+  no new shard and is stopped once the shards it holds have come back.
+- Failures: a shard whose generator died (a killed actor, a lost node) is sent to another
+  generator and the dead one is replaced, up to `retries` times per shard; since games are
+  recorded only once all their answers are in, none is lost and none recorded twice. An
+  error raised by the engine itself is not retried: it is a bug or a bad input, and it
+  surfaces as it is.
+- Weight sync goes to every generator with a deadline (`sync_timeout_s`) and fails loudly
+  (`GeneratorError`) rather than hang.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from actors.generator import GeneratorError
+
+StartGenerator = Callable[[int], Any]  # (serial number) -> a new generator actor handle
+
+
+@ray.remote(num_cpus=0)
+def _length(texts: list) -> int:
+    return len(texts)
+
+
+@ray.remote(num_cpus=0)
+def _concat(*shards: list) -> list:
+    return [item for shard in shards for item in shard]
+
+
+@dataclass
+class _Shard:
+    begin: int
+    end: int
+    actor: Any
+    ref: Any
+    tries: int = 0
+
+
+@dataclass
+class Pending:
+    """A request under way; `result()` waits for it (retrying shards of dead generators) and
+    returns one object reference to the whole answer list."""
+
+    pool: "GeneratorPool"
+    method: str
+    items: dict[str, list | None]
+    shared: dict[str, Any]
+    shards: list[_Shard] = field(default_factory=list)
+
+    def result(self) -> ray.ObjectRef:
+        return self.pool._collect(self)
+
+
+class GeneratorPool:
+    def __init__(self, start: StartGenerator, size: int = 1, retries: int = 2, sync_timeout_s: float = 300.0,
+                 start_timeout_s: float = 600.0) -> None:
+        if size < 1:
+            raise ValueError(f"a generator pool needs at least one generator (got {size})")
+        self.start, self.retries, self.sync_timeout_s, self.start_timeout_s = start, retries, sync_timeout_s, start_timeout_s
+        self.started = 0  # serial numbers of generators ever started (names stay unique)
+        self.update: Any = None  # the latest weights (an object reference), what a joining generator loads
+        self.policy = "current"
+        self.version: int | None = None
+        self.replaced = 0  # generators that died and were replaced
+        self.last_sync_seconds = 0.0  # how long the latest weight sync took
+        self.draining: list[Any] = []  # removed generators still holding shards
+        self.active: list[Any] = []
+        self.resize(size)
+
+    @property
+    def size(self) -> int:
+        return len(self.active)
+
+    def resize(self, n: int) -> None:
+        """Grow to `n` generators (each joins with the current weights first) or shrink to `n`
+        (the newest leave; each finishes the shards it holds)."""
+        if n < 1:
+            raise ValueError(f"a generator pool needs at least one generator (got {n})")
+        while len(self.active) > n:
+            self.draining.append(self.active.pop())
+        self._stop_drained()
+        new = [self._new_generator() for _ in range(n - len(self.active))]
+        self._join(new)
+        self.active.extend(new)
+
+    def _new_generator(self) -> Any:
+        self.started += 1
+        return self.start(self.started)
+
+    def _join(self, actors: list[Any]) -> None:
+        """Wait for new generators to start, then give them the pool's weights and version."""
+        if not actors:
+            return
+        try:
+            ray.get([a.serving.remote() for a in actors], timeout=self.start_timeout_s)
+        except GetTimeoutError:
+            raise GeneratorError(
+                f"{len(actors)} new generator(s) did not start within {self.start_timeout_s:g} s; "
+                "the cluster may lack the resources they ask for"
+            ) from None
+        if self.update is not None:
+            self._sync(actors, self.update, self.policy)
+
+    def load_weights(self, update: Any, policy: str = "current") -> int:
+        """New weights (a `WeightUpdate` or a reference to one) to every generator; returns the version."""
+        self.update, self.policy = update, policy
+        versions = self._sync(self.active, update, policy)
+        self.version = versions[0]
+        return self.version
+
+    def _sync(self, actors: list[Any], update: Any, policy: str) -> list[int]:
+        refs = [a.load_weights.remote(update, policy) for a in actors]
+        start = time.perf_counter()
+        try:
+            versions = ray.get(refs, timeout=self.sync_timeout_s)
+        except GetTimeoutError:
+            raise GeneratorError(f"weight sync to {len(actors)} generator(s) did not finish within {self.sync_timeout_s:g} s") from None
+        except RayActorError:
+            # a generator died during the sync: replace the dead ones (they join with these weights)
+            versions = [self._sync_one(a, ref) for a, ref in zip(actors, refs)]
+        self.last_sync_seconds = time.perf_counter() - start
+        return versions
+
+    def _sync_one(self, actor: Any, ref: Any) -> int:
+        try:
+            return ray.get(ref, timeout=self.sync_timeout_s)
+        except RayActorError:
+            replacement = self._replace(actor)
+            return ray.get(replacement.serving.remote())[1]
+
+    def _replace(self, dead: Any) -> Any:
+        """A new generator in a dead one's place, joined with the pool's weights."""
+        fresh = self._new_generator()
+        self._join([fresh])
+        self.active = [fresh if a is dead else a for a in self.active]
+        if not any(a is fresh for a in self.active):
+            self.active.append(fresh)  # the dead one had already left the pool
+        self.draining = [a for a in self.draining if a is not dead]
+        self.replaced += 1
+        return fresh
+
+    # ------------------------------------------------------------ requests
+    def submit(self, method: str, items: dict[str, list | None], **shared: Any) -> Pending:
+        """`method` of the generators over `items` (equal-length lists, one element per prompt;
+        None for an argument not given), split into one shard per generator."""
+        n = len(items["prompts"])
+        pending = Pending(self, method, items, shared)
+        k = max(1, min(len(self.active), n))
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        for actor, begin, end in zip(self.active, bounds, bounds[1:]):
+            pending.shards.append(self._send(pending, actor, begin, end))
+        return pending
+
+    def _send(self, pending: Pending, actor: Any, begin: int, end: int, tries: int = 0) -> _Shard:
+        args = {key: (None if values is None else values[begin:end]) for key, values in pending.items.items()}
+        ref = getattr(actor, pending.method).remote(**args, **pending.shared)
+        return _Shard(begin, end, actor, ref, tries)
+
+    def _collect(self, pending: Pending) -> ray.ObjectRef:
+        done: list[_Shard] = []
+        todo = list(pending.shards)
+        while todo:
+            checks = [_length.remote(s.ref) for s in todo]
+            retry = []
+            for shard, check in zip(todo, checks):
+                try:
+                    ray.get(check)
+                    done.append(shard)
+                except RayActorError as err:
+                    if shard.tries >= self.retries:
+                        raise GeneratorError(f"items {shard.begin}-{shard.end} failed on {shard.tries + 1} generators; last: {err}") from None
+                    retry.append(shard)
+            todo = []
+            for shard in retry:
+                actor = self._replace(shard.actor) if _dead(shard.actor) else shard.actor
+                todo.append(self._send(pending, actor, shard.begin, shard.end, shard.tries + 1))
+        self._stop_drained(busy=[s.actor for s in todo])
+        done.sort(key=lambda s: s.begin)
+        return done[0].ref if len(done) == 1 else _concat.remote(*[s.ref for s in done])
+
+    def _stop_drained(self, busy: list[Any] = ()) -> None:
+        for actor in [a for a in self.draining if not any(a is b for b in busy)]:
+            ray.kill(actor)
+            self.draining.remove(actor)
+
+    def generate(self, prompts: list[str], sampling: Any, seeds: list[int] | None = None) -> ray.ObjectRef:
+        return self.submit("generate", {"prompts": prompts, "seeds": seeds}, sampling=sampling).result()
+
+    def generate_tokens(self, prompts: list[str], sampling: Any, seeds: list[int] | None = None) -> ray.ObjectRef:
+        return self.submit("generate_tokens", {"prompts": prompts, "seeds": seeds}, sampling=sampling).result()
+
+    def generate_as(self, prompts: list[str], policies: list[str], checkpoints: dict, sampling: Any, seeds: list[int]) -> Pending:
+        """Answers as the snapshot named beside each prompt (a snapshot pool); returns the request under way."""
+        return self.submit("generate_as", {"prompts": prompts, "policies": policies, "seeds": seeds}, checkpoints=checkpoints, sampling=sampling)
+
+    def serving(self) -> tuple[str, int]:
+        return ray.get(self.active[0].serving.remote())
+
+    def stop(self) -> None:
+        for actor in self.active + self.draining:
+            ray.kill(actor)
+
+
+def _dead(actor: Any) -> bool:
+    """Whether an actor is gone for good (its answer to a ping is an actor error)."""
+    try:
+        ray.get(actor.serving.remote(), timeout=30)
+        return False
+    except (RayActorError, GetTimeoutError):
+        return True

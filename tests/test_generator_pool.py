@@ -1,0 +1,94 @@
+"""The elastic generator pool on real Ray + vLLM: sharding is invisible in the answers, new
+generators join with the current weights, a killed generator is replaced and its shard
+retried, a removed one is stopped; and a whole run loses no game to a killed generator."""
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import ray
+
+from actors.actor import generator_actor
+from actors.generator import GREEDY, EngineSpec, GeneratorError, Sampling
+from actors.pool import GeneratorPool
+from cluster.config import parse_config
+from cluster.run import run_self_play
+from conftest import read_metrics, tiny_run
+from learner.learner import DPOSettings, Learner
+from league.records import GAME_SCHEMA, read_tables
+
+PROMPTS = [f"{a}+{b}=" for a in range(10) for b in range(3)]  # 30 prompts, uneven shards over 4
+
+
+def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -> None:
+    spec = EngineSpec(str(tiny_model), dtype="float32")
+    names: list[str] = []
+
+    def start(serial: int):
+        names.append(f"test-pool-{len(names)}")
+        return generator_actor(names[-1], spec, "current", 0)
+
+    single = generator_actor("test-pool-reference", spec, "current", 0)
+    sampling, seeds = Sampling(1.0, 1.0, 6), list(range(len(PROMPTS)))
+    expected = ray.get(single.generate.remote(PROMPTS, sampling, seeds))
+    pool = GeneratorPool(start, size=2)
+    assert ray.get(pool.generate(PROMPTS, sampling, seeds)) == expected  # per-prompt seeds: shards change nothing
+
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=4))
+    pairs = pa.table({"prompt": PROMPTS[:4] * 4, "chosen": ["12", "34", "56", "78"] * 4, "rejected": ["9", "8", "7", "6"] * 4})
+    learner.train(pairs)
+    assert pool.load_weights(ray.put(learner.publish())) == 1
+    trained = ray.get(pool.generate(PROMPTS, GREEDY))
+    assert trained != ray.get(single.generate.remote(PROMPTS, GREEDY))
+
+    pool.resize(4)  # the two new generators join with version 1 before they take work
+    assert pool.size == 4 and [ray.get(a.serving.remote()) for a in pool.active] == [("current", 1)] * 4
+    assert ray.get(pool.generate(PROMPTS, GREEDY)) == trained
+
+    ray.kill(pool.active[1])  # a generator dies: its shard goes elsewhere and it is replaced, at version 1
+    assert ray.get(pool.generate(PROMPTS, GREEDY)) == trained
+    assert pool.replaced == 1 and pool.size == 4 and len(names) == 5
+    assert ray.get(pool.active[1].serving.remote()) == ("current", 1)
+
+    leaving = pool.active[2:]
+    pool.resize(2)
+    assert pool.size == 2 and not pool.draining
+    for actor in leaving:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.serving.remote(), timeout=60)
+    hasty = GeneratorPool(start, size=1, sync_timeout_s=1e-4)  # a sync that cannot finish in time fails loudly
+    with pytest.raises(GeneratorError, match="did not finish"):
+        hasty.load_weights(ray.put(learner.publish()))
+    hasty.stop()
+    pool.stop()
+    ray.kill(single)
+
+
+def test_a_run_loses_no_game_to_a_killed_generator(ray_cluster, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    games, iterations = 96, 4
+    config = parse_config(tiny_run(run_dir, self_play={"iterations": iterations, "games_per_iteration": games},
+                                   generator={"replicas": 2}))
+    killed: list[str] = []
+
+    def kill_one_generator_mid_run() -> None:
+        while not (run_dir / "metrics.jsonl").is_file() or len(read_metrics(run_dir)) < 2:
+            time.sleep(0.05)
+        for actor in ray.util.list_named_actors(all_namespaces=False):
+            if actor.endswith("-generator-current-1"):
+                ray.kill(ray.get_actor(actor))
+                killed.append(actor)
+
+    killer = threading.Thread(target=kill_one_generator_mid_run, daemon=True)
+    killer.start()
+    summary = run_self_play(config, show_progress=False)
+    killer.join(timeout=5)
+    assert killed, "the generator was never found to kill"
+    on_disk = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
+    assert len(on_disk) == iterations * games == summary["games"]
+    assert len({g["game_id"] for g in on_disk}) == len(on_disk)
+    assert all(g["response_a"] is not None for g in on_disk)
+    rows = read_metrics(run_dir)
+    assert [r["iteration"] for r in rows] == list(range(iterations + 1))
+    assert rows[-1]["generators"] == 2 and rows[-1]["generators_replaced"] == 1
