@@ -7,6 +7,7 @@ between frozen snapshots by loading their checkpoints, so one engine serves a wh
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,7 @@ class Generator:
         )
         self.policy = policy
         self.version = version
+        self._metrics = _token_metrics()
 
     def serving(self) -> tuple[str, int]:
         """The policy name and version this engine answers with now."""
@@ -90,7 +92,14 @@ class Generator:
             )
             for seed in per_prompt
         ]
-        return [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
+        start = time.perf_counter()
+        outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
+        if self._metrics is not None:
+            tokens, rate = self._metrics
+            n = sum(len(o.token_ids) for o in outs)
+            tokens.inc(n, {"policy": self.policy})
+            rate.set(n / max(time.perf_counter() - start, 1e-9), {"policy": self.policy})
+        return outs
 
     def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
         """Swap in new weights (checkpoint names) and serve them as `update.version` of the
@@ -133,3 +142,18 @@ class Generator:
             for i, text in zip(idx, outs):
                 responses[i] = text
         return responses
+
+
+def _token_metrics() -> tuple | None:
+    """Tokens generated (a counter) and the latest call's tokens/s (a gauge), per served policy,
+    for the dashboard; None outside a Ray worker."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from ray.util.metrics import Counter, Gauge
+
+    return (
+        Counter("selfplay_generated_tokens", "tokens generated", tag_keys=("policy",)),
+        Gauge("selfplay_generation_tokens_per_second", "tokens/s of the latest generate call", tag_keys=("policy",)),
+    )

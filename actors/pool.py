@@ -75,6 +75,9 @@ class GeneratorPool:
         self.version: int | None = None
         self.replaced = 0  # generators that died and were replaced
         self.last_sync_seconds = 0.0  # how long the latest weight sync took
+        self.errors: list[str] = []  # what went wrong with generators, for the run's log
+        self.requested = 0  # prompts asked for since `take_requested` (the autoscaler's queue depth)
+        self.in_flight = 0  # prompts in shards not yet collected
         self.draining: list[Any] = []  # removed generators still holding shards
         self.active: list[Any] = []
         self.resize(size)
@@ -91,27 +94,43 @@ class GeneratorPool:
         while len(self.active) > n:
             self.draining.append(self.active.pop())
         self._stop_drained()
-        new = [self._new_generator() for _ in range(n - len(self.active))]
-        self._join(new)
-        self.active.extend(new)
+        self.active.extend(self._started(n - len(self.active)))
 
-    def _new_generator(self) -> Any:
-        self.started += 1
-        return self.start(self.started)
+    def _started(self, n: int) -> list[Any]:
+        """`n` new generators, serving the pool's weights and version. One that dies while it
+        starts is started again after a pause (a lost node keeps being offered work until Ray's
+        health checks declare it dead), for up to `start_timeout_s`."""
+        ready: list[Any] = []
+        deadline, pause = time.monotonic() + self.start_timeout_s, 1.0
+        while True:
+            new = []
+            for _ in range(n - len(ready)):
+                self.started += 1
+                new.append(self.start(self.started))
+            ready += [actor for actor in new if self._joined(actor)]
+            if len(ready) == n:
+                return ready
+            if time.monotonic() + pause > deadline:
+                raise GeneratorError(f"{n - len(ready)} new generator(s) kept dying while starting for {self.start_timeout_s:g} s")
+            time.sleep(pause)
+            pause = min(2 * pause, 15.0)
 
-    def _join(self, actors: list[Any]) -> None:
-        """Wait for new generators to start, then give them the pool's weights and version."""
-        if not actors:
-            return
+    def _joined(self, actor: Any) -> bool:
+        """Wait for a new generator to start, then give it the pool's weights; False if it died meanwhile."""
         try:
-            ray.get([a.serving.remote() for a in actors], timeout=self.start_timeout_s)
+            ray.get(actor.serving.remote(), timeout=self.start_timeout_s)
+            if self.update is not None:
+                ray.get(actor.load_weights.remote(self.update, self.policy), timeout=self.sync_timeout_s)
+            return True
         except GetTimeoutError:
             raise GeneratorError(
-                f"{len(actors)} new generator(s) did not start within {self.start_timeout_s:g} s; "
-                "the cluster may lack the resources they ask for"
+                f"a new generator did not start and take the weights within {self.start_timeout_s:g} + {self.sync_timeout_s:g} s; "
+                "the cluster may lack the resources it asks for"
             ) from None
-        if self.update is not None:
-            self._sync(actors, self.update, self.policy)
+        except RayActorError as err:
+            self.errors.append(f"a new generator died while starting: {str(err).strip().splitlines()[0][:300]}")
+            print(f"generator pool: {self.errors[-1]}", flush=True)
+            return False
 
     def load_weights(self, update: Any, policy: str = "current") -> int:
         """New weights (a `WeightUpdate` or a reference to one) to every generator; returns the version."""
@@ -142,8 +161,7 @@ class GeneratorPool:
 
     def _replace(self, dead: Any) -> Any:
         """A new generator in a dead one's place, joined with the pool's weights."""
-        fresh = self._new_generator()
-        self._join([fresh])
+        fresh = self._started(1)[0]
         self.active = [fresh if a is dead else a for a in self.active]
         if not any(a is fresh for a in self.active):
             self.active.append(fresh)  # the dead one had already left the pool
@@ -156,6 +174,8 @@ class GeneratorPool:
         """`method` of the generators over `items` (equal-length lists, one element per prompt;
         None for an argument not given), split into one shard per generator."""
         n = len(items["prompts"])
+        self.requested += n
+        self.in_flight += n
         pending = Pending(self, method, items, shared)
         k = max(1, min(len(self.active), n))
         bounds = [round(i * n / k) for i in range(k + 1)]
@@ -187,6 +207,7 @@ class GeneratorPool:
                 actor = self._replace(shard.actor) if _dead(shard.actor) else shard.actor
                 todo.append(self._send(pending, actor, shard.begin, shard.end, shard.tries + 1))
         self._stop_drained(busy=[s.actor for s in todo])
+        self.in_flight -= len(pending.items["prompts"])
         done.sort(key=lambda s: s.begin)
         return done[0].ref if len(done) == 1 else _concat.remote(*[s.ref for s in done])
 
@@ -194,6 +215,11 @@ class GeneratorPool:
         for actor in [a for a in self.draining if not any(a is b for b in busy)]:
             ray.kill(actor)
             self.draining.remove(actor)
+
+    def take_requested(self) -> int:
+        """Prompts asked for since the last call (a queue depth per iteration)."""
+        n, self.requested = self.requested, 0
+        return n
 
     def generate(self, prompts: list[str], sampling: Any, seeds: list[int] | None = None) -> ray.ObjectRef:
         return self.submit("generate", {"prompts": prompts, "seeds": seeds}, sampling=sampling).result()

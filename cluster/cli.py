@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-JOB_COMMANDS = ("submit", "status", "logs", "stop")
+JOB_COMMANDS = ("submit", "status", "logs", "stop", "scale")
 ADDRESS_HELP = "the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS, then http://127.0.0.1:8265)"
 
 
@@ -97,7 +97,10 @@ def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     logs.add_argument("--follow", action="store_true", help="keep printing until the job ends")
     stop = sub.add_parser("stop", help="stop a job; its actors end with its driver")
     stop.add_argument("job_id")
-    for command in (submit, status, logs, stop):
+    scale = sub.add_parser("scale", help="change how many generators serve a running job's current policy")
+    scale.add_argument("job_id")
+    scale.add_argument("--generators", type=int, required=True, help="the new count; applied before the run's next iteration")
+    for command in (submit, status, logs, stop, scale):
         command.add_argument("--address", help=ADDRESS_HELP)
 
 
@@ -123,6 +126,8 @@ def _job_command(args: argparse.Namespace) -> int:
                 jobs.follow(args.job_id, args.address)
             else:
                 print(jobs.logs(args.job_id, args.address), end="")
+        elif args.command == "scale":
+            print(jobs.scale(args.job_id, args.generators, args.address))
         else:
             stopped = jobs.stop(args.job_id, args.address)
             print(f"stopping {args.job_id}" if stopped else f"{args.job_id} had already ended")

@@ -371,12 +371,28 @@ class EvalConfig(_Section):
     bootstrap_samples: int = Field(100, ge=10, description="bootstrap draws for Bradley-Terry intervals")
 
 
+class AutoscaleConfig(_Section):
+    """The current policy's generator count following the queue depth (see cluster/control.py)."""
+
+    enabled: bool = False
+    min_generators: int = Field(1, ge=1)
+    max_generators: int = Field(8, ge=1)
+    prompts_per_generator: int = Field(2048, ge=1, description="prompts per iteration one generator is meant to take")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AutoscaleConfig":
+        if self.max_generators < self.min_generators:
+            raise ValueError(f"max_generators ({self.max_generators}) is below min_generators ({self.min_generators})")
+        return self
+
+
 class ClusterConfig(_Section):
     address: str | None = Field(None, description="Ray address to join; leave out to start a local cluster")
     num_cpus: int | None = Field(None, ge=1, description="logical CPUs of the local cluster; default max(4, cores)")
     dashboard: bool = False
     actor_logs: bool = Field(False, description="forward the actors' logs (vLLM's included) to the terminal")
     num_learner_gpus: float = Field(0, ge=0)
+    autoscale: AutoscaleConfig = AutoscaleConfig()
 
 
 class RunConfig(_Section):

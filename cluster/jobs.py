@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -147,6 +148,27 @@ def wait(job_id: str, address: str | None = None, timeout_s: float = 3600, poll_
 def stop(job_id: str, address: str | None = None) -> bool:
     """Ask the cluster to stop the job (its actors go with its driver); False if it had already ended."""
     return _call(lambda c: c.stop_job(job_id), address, job_id)
+
+
+def scale(job_id: str, generators: int, address: str | None = None) -> str:
+    """Ask the running job's run for `generators` current-policy generators, through a short Ray
+    job of its own on the cluster (`python -m cluster.control`); returns what it said."""
+    if generators < 1:
+        raise JobError(f"--generators must be at least 1 (got {generators})")
+    info = status(job_id, address)
+    if info["status"] != "RUNNING":
+        raise JobError(f"job {job_id} is {info['status']}; only a running job can be scaled")
+    run = Path(str(info["run_dir"])).name
+    runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES}
+    request = _call(lambda c: c.submit_job(
+        entrypoint=f"python -m cluster.control {shlex.quote(run)} {generators}", runtime_env=runtime_env,
+        metadata={"selfplay": "scale", "job": job_id},
+    ), address, None)
+    state = wait(request, address, timeout_s=300, poll_s=1)
+    said = logs(request, address).strip().splitlines()
+    if state != "SUCCEEDED":
+        raise JobError(f"scaling {job_id} failed: {said[-1] if said else state}")
+    return said[-1] if said else "asked"
 
 
 def _call(request, address: str | None, job_id: str | None):

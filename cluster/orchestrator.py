@@ -24,7 +24,9 @@ from actors.generator import GREEDY, EngineSpec, Sampling
 from actors.pool import GeneratorPool
 from cluster.agents import Agent, interleave, split_by_player
 from cluster.config import JudgeConfig, LeagueConfig, RunConfig
+from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
 from cluster.diversity import diversity
+from cluster.metrics import RunMetrics
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
@@ -103,10 +105,12 @@ class Orchestrator:
         and the external preference data: what a fresh and a resumed run start alike."""
         cfg = self.config
         settings = DPOSettings(**cfg.dpo.model_dump())
-        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus)
+        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus))
         league = league_settings(cfg.league)
-        self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume=resume)
+        self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
         self.start_judge(cfg.judge)
+        self.control = control_actor(self.actor_name("control"), near_driver())
+        self.metrics = RunMetrics(self.run.root.name)
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
 
@@ -139,7 +143,9 @@ class Orchestrator:
         settings = DPOSettings(**cfg.dpo.model_dump())
         for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
             policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
-            learner = learner_actor(self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus)
+            learner = learner_actor(
+                self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus)
+            )
             version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
             generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k)
             if saved is None:
@@ -179,7 +185,7 @@ class Orchestrator:
 
         def start(slot: int, generation: int) -> Any:
             role = f"{pool}-{slot}" + (f"-r{generation}" if generation else "")
-            return judge_actor(self.actor_name(role), spec, judge.num_gpus)
+            return judge_actor(self.actor_name(role), spec, judge.num_gpus, near_driver(judge.num_gpus))
 
         self.judges = JudgePool(start, judge.actors, judge.batch_size, judge.timeout_s, judge.retries)
         self.judge_name = self.judges.name()
@@ -198,7 +204,7 @@ class Orchestrator:
         for pool in [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]:
             if pool is not None:
                 pool.stop()
-        for role in ("judge_llm", "league", "learner"):
+        for role in ("judge_llm", "league", "learner", "control"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
@@ -236,6 +242,7 @@ class Orchestrator:
     def iteration(self, it: int) -> dict[str, Any]:
         """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
         start = time.perf_counter()
+        self.scale_generators()
         fields: dict[str, Any] = {}
         pairs = []
         plays = {
@@ -280,6 +287,27 @@ class Orchestrator:
             "reset": reset,
         }
 
+    def scale_generators(self, target: int | None = None) -> int:
+        """Resize the current policy's generator pool: to `target`, else to what `selfplay scale`
+        asked for since the last iteration, else (autoscaling) to what the last iteration's queue
+        depth wants. Growing first asks Ray's autoscaler for the resources. Returns the size."""
+        pool, g, auto = self.policy_pool, self.config.generator, self.config.cluster.autoscale
+        target = target or ray.get(self.control.take.remote())
+        depth = pool.take_requested()
+        if target is None and auto.enabled and depth:
+            target = desired_generators(depth, AutoscalePolicy(auto.min_generators, auto.max_generators, auto.prompts_per_generator))
+        if target is None or target == pool.size:
+            return pool.size
+        if target > pool.size:
+            bundles = generator_bundles(target + g.snapshot_replicas, g.num_cpus, g.num_gpus, g.resources)
+            if bundles:
+                from ray.autoscaler.sdk import request_resources
+
+                request_resources(bundles=bundles)
+        self._print(f"generators for the current policy: {pool.size} -> {target}")
+        pool.resize(target)
+        return pool.size
+
     def learn(self, it: int, fields: dict[str, Any], *pairs: Any, start: float | None = None) -> dict[str, Any]:
         """DPO on the pairs (tables or references to them), the new weights to the generator, and
         the evaluation: the iteration's metrics row, with the play phase's `fields` in it."""
@@ -288,7 +316,8 @@ class Orchestrator:
         stats = ray.get(self.learner.train.remote(*pairs))
         self.version = self.policy_pool.load_weights(self.learner.publish.remote())
         row.update(generators=self.policy_pool.size, generators_replaced=self.policy_pool.replaced,
-                   weight_sync_s=self.policy_pool.last_sync_seconds)
+                   weight_sync_s=self.policy_pool.last_sync_seconds, queue_depth=self.policy_pool.requested,
+                   learner_seconds=stats["seconds"])
         row.update(
             accuracy=self.evaluate(),
             **self.measure_retention(),
@@ -473,6 +502,7 @@ class Orchestrator:
                        initial=done, total=iterations):
             row = self.iteration(it)
             self.run.append_metrics(row)
+            self.metrics.record(row, self.judges.take_call_seconds())
             rows.append(row)
             self._print(format_row(row))
             if every and (it % every == 0 or it == iterations):
@@ -540,6 +570,16 @@ def format_row(row: dict[str, Any]) -> str:
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def near_driver(gpus: float = 0) -> Any:
+    """Where the run's one-of-a-kind actors go (learners, league, judges, control): the driver's
+    node, so losing a generator node never takes the run's state with it. An actor that needs
+    GPUs is only steered there (soft), since the driver's node (a head node) may have none;
+    Ray's soft affinity was seen to place CPU-only actors elsewhere, so those are pinned."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=gpus > 0)
 
 
 def league_settings(league: LeagueConfig) -> LeagueSettings:

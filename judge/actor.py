@@ -1,6 +1,8 @@
 """The judge as a Ray actor: hosts one `Judge` chosen by the recipe."""
 from __future__ import annotations
 
+from typing import Any
+
 import ray
 
 from judge.registry import JudgeSpec, make_judge
@@ -29,5 +31,6 @@ class JudgeHost:
         return self.impl.score_all(problems, responses[begin:end])
 
 
-def judge_actor(name: str, spec: JudgeSpec, num_gpus: float = 0):
-    return ray.remote(JudgeHost).options(name=name, num_cpus=0, num_gpus=num_gpus).remote(spec)
+def judge_actor(name: str, spec: JudgeSpec, num_gpus: float = 0, scheduling_strategy: Any = None):
+    """`scheduling_strategy`: where it goes (the orchestrator keeps judges near the driver)."""
+    return ray.remote(JudgeHost).options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy).remote(spec)

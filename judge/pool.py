@@ -39,6 +39,7 @@ class JudgePool:
         self.actors = [start(slot, 0) for slot in range(size)]
         ray.get([a.name.remote() for a in self.actors])  # start-up is not counted against a call's deadline
         self.errors: list[str] = []  # every failed call, for the run's log
+        self.call_seconds: list[float] = []  # each finished call's latency, for the dashboard
 
     def name(self) -> str:
         return ray.get(self.actors[0].name.remote())
@@ -53,6 +54,11 @@ class JudgePool:
         r = _stored(responses)
         out = self._run(len(problems), lambda actor, lo, hi: actor.score_range.remote(problems[lo:hi], r, lo, hi))
         return [math.nan if s is None else s for s, _ in out]
+
+    def take_call_seconds(self) -> list[float]:
+        """Latencies of the calls finished since the last take."""
+        taken, self.call_seconds = self.call_seconds, []
+        return taken
 
     def stop(self) -> None:
         for actor in self.actors:
@@ -77,6 +83,7 @@ class JudgePool:
             for ref in ready:
                 call = pending.pop(ref)
                 free.append(call.slot)
+                self.call_seconds.append(time.monotonic() - (call.deadline - self.timeout_s))
                 try:
                     results[call.begin : call.end] = [(v, "") for v in ray.get(ref)]
                 except RayError as err:

@@ -1,6 +1,8 @@
 """The league as a Ray actor: hosts `league.service.LeagueService`."""
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import ray
@@ -9,5 +11,8 @@ from league.league import LeagueSettings
 from league.service import LeagueService
 
 
-def league_actor(name: str, run_dir: Path, settings: LeagueSettings, seed: int, resume: bool = False):
-    return ray.remote(LeagueService).options(name=name, num_cpus=0).remote(str(run_dir), settings, seed, resume)
+def league_actor(name: str, run_dir: Path, settings: LeagueSettings, seed: int, resume: bool = False, scheduling_strategy: Any = None):
+    """`scheduling_strategy`: where it goes (the orchestrator keeps the league near the driver)."""
+    return ray.remote(LeagueService).options(name=name, num_cpus=0, scheduling_strategy=scheduling_strategy).remote(
+        str(run_dir), settings, seed, resume
+    )

@@ -1,6 +1,8 @@
 """The learner as a Ray actor: hosts `learner.learner.Learner`."""
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import ray
@@ -8,9 +10,11 @@ import ray
 from learner.learner import DPOSettings, Learner
 
 
-def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int, num_gpus: float = 0):
+def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int, num_gpus: float = 0, scheduling_strategy: Any = None):
+    """`scheduling_strategy`: where it goes (the orchestrator prefers the driver's node)."""
     return (
         ray.remote(Learner)
-        .options(name=name, num_cpus=0, num_gpus=num_gpus, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+        .options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy,
+                 runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
         .remote(str(model_path), settings, seed)
     )

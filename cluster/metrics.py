@@ -1,0 +1,54 @@
+"""Dashboard metrics: what a run reports through `ray.util.metrics` (Ray's Prometheus export,
+the Ray dashboard's Metrics view, and the Grafana board in cluster/grafana/selfplay.json).
+
+The driver records one iteration's row at a time; the generators count their own tokens
+(actors/generator.py). Every series carries the run's name as the tag `run`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+# The modes' game counts in a metrics row: (mode tag, field).
+GAMES_BY_MODE = (("head_to_head", "games"), ("refinement", "refinement_traces"), ("adversarial", "adversarial_prompts"))
+
+
+class RunMetrics:
+    def __init__(self, run: str) -> None:
+        self.run = run
+        tags = ("run",)
+        self.games = Counter("selfplay_games", "games played, by self-play mode", tag_keys=("run", "mode"))
+        self.elo = Gauge("selfplay_elo", "online Elo per policy", tag_keys=("run", "policy"))
+        self.win_rate = Gauge("selfplay_win_rate_vs_previous", "current policy's score rate against the latest snapshot", tag_keys=tags)
+        self.accuracy = Gauge("selfplay_accuracy", "greedy held-out accuracy of the current policy", tag_keys=tags)
+        self.games_per_s = Gauge("selfplay_games_per_second", "head-to-head games per second of play", tag_keys=tags)
+        self.judge_latency = Histogram("selfplay_judge_latency_seconds", "one judge call (a batch)", SECONDS, tag_keys=tags)
+        self.queue_depth = Gauge("selfplay_queue_depth", "prompts asked of the current policy's generators in an iteration", tag_keys=tags)
+        self.loss = Gauge("selfplay_learner_loss", "DPO loss of the latest update", tag_keys=tags)
+        self.step = Histogram("selfplay_learner_step_seconds", "one learner update (an iteration's DPO)", SECONDS, tag_keys=tags)
+        self.sync = Gauge("selfplay_weight_sync_seconds", "the latest weight broadcast to the current policy's generators", tag_keys=tags)
+        self.generators = Gauge("selfplay_generators", "generators serving the current policy", tag_keys=tags)
+        self.iteration = Gauge("selfplay_iteration", "the latest finished iteration", tag_keys=tags)
+
+    def record(self, row: dict[str, Any], judge_seconds: list[float]) -> None:
+        """One iteration's metrics row, and the judge calls made during it."""
+        run = {"run": self.run}
+        for mode, key in GAMES_BY_MODE:
+            if row.get(key):
+                self.games.inc(row[key], {**run, "mode": mode})
+        for agent in (row.get("exploiters") or {}).values():
+            if agent.get("games"):
+                self.games.inc(agent["games"], {**run, "mode": "exploiter"})
+        for policy, elo in (row.get("elo_by_policy") or {}).items():
+            self.elo.set(elo, {**run, "policy": policy})
+        for key, gauge in ((("win_rate_vs_previous"), self.win_rate), ("accuracy", self.accuracy), ("games_per_s", self.games_per_s),
+                           ("queue_depth", self.queue_depth), ("loss", self.loss), ("weight_sync_s", self.sync),
+                           ("generators", self.generators), ("iteration", self.iteration)):
+            if row.get(key) is not None:
+                gauge.set(row[key], run)
+        if row.get("learner_seconds") is not None:
+            self.step.observe(row["learner_seconds"], run)
+        for seconds in judge_seconds:
+            self.judge_latency.observe(seconds, run)
