@@ -15,6 +15,7 @@ from typing import Protocol
 import torch
 
 WEIGHT_RECEIVER = "actors.weight_sync.WeightReceiver"
+TOKEN_METRICS = ("selfplay_generated_tokens", "selfplay_generation_tokens_per_second")  # what each generator reports
 
 
 class GeneratorError(RuntimeError):
@@ -154,6 +155,6 @@ def _token_metrics() -> tuple | None:
     from ray.util.metrics import Counter, Gauge
 
     return (
-        Counter("selfplay_generated_tokens", "tokens generated", tag_keys=("policy",)),
-        Gauge("selfplay_generation_tokens_per_second", "tokens/s of the latest generate call", tag_keys=("policy",)),
+        Counter(TOKEN_METRICS[0], "tokens generated", tag_keys=("policy",)),
+        Gauge(TOKEN_METRICS[1], "tokens/s of the latest generate call", tag_keys=("policy",)),
     )

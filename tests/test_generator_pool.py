@@ -13,6 +13,7 @@ from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, GeneratorError, Sampling
 from actors.pool import GeneratorPool
 from cluster.config import parse_config
+from cluster.control import AutoscalePolicy, RunControl, desired_generators, generator_bundles
 from cluster.run import run_self_play
 from conftest import read_metrics, tiny_run
 from learner.learner import DPOSettings, Learner
@@ -68,12 +69,13 @@ def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -
 def test_a_run_loses_no_game_to_a_killed_generator(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     games, iterations = 96, 4
+    # one generator to start; autoscaling by queue depth (96 games > 64 prompts per generator) adds a second
     config = parse_config(tiny_run(run_dir, self_play={"iterations": iterations, "games_per_iteration": games},
-                                   generator={"replicas": 2}))
+                                   cluster={"autoscale": {"enabled": True, "max_generators": 2, "prompts_per_generator": 64}}))
     killed: list[str] = []
 
     def kill_one_generator_mid_run() -> None:
-        while not (run_dir / "metrics.jsonl").is_file() or len(read_metrics(run_dir)) < 2:
+        while not (run_dir / "metrics.jsonl").is_file() or len(read_metrics(run_dir)) < 3:
             time.sleep(0.05)
         for actor in ray.util.list_named_actors(all_namespaces=False):
             if actor.endswith("-generator-current-1"):
@@ -91,4 +93,15 @@ def test_a_run_loses_no_game_to_a_killed_generator(ray_cluster, tmp_path: Path) 
     assert all(g["response_a"] is not None for g in on_disk)
     rows = read_metrics(run_dir)
     assert [r["iteration"] for r in rows] == list(range(iterations + 1))
-    assert rows[-1]["generators"] == 2 and rows[-1]["generators_replaced"] == 1
+    assert rows[1]["generators"] == 1 and rows[-1]["generators"] == 2 and rows[-1]["generators_replaced"] == 1
+
+
+def test_autoscaling_policy_and_control() -> None:
+    policy = AutoscalePolicy(min_generators=1, max_generators=4, prompts_per_generator=1000)
+    assert [desired_generators(d, policy) for d in (0, 1, 1000, 1001, 2500, 10**6)] == [1, 1, 1, 2, 3, 4]
+    assert generator_bundles(3, 0, 1, {"generator_node": 1}) == [{"GPU": 1, "generator_node": 1}] * 3
+    assert generator_bundles(2, 0, 0, {}) == []  # nothing to ask the autoscaler for
+    control = RunControl()
+    assert control.take() is None and control.set_generators(3) == 3 and control.take() == 3 and control.take() is None
+    with pytest.raises(ValueError, match="at least one"):
+        control.set_generators(0)
