@@ -26,7 +26,7 @@ from conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ITERATIONS, GAMES = 40, 256
+ITERATIONS, GAMES = 30, 256
 
 
 def _free_port() -> int:
