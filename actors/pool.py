@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError
 
 from actors.generator import GeneratorError
 
@@ -80,6 +80,8 @@ class GeneratorPool:
         self.in_flight = 0  # prompts in shards not yet collected
         self.draining: list[Any] = []  # removed generators still holding shards
         self.active: list[Any] = []
+        self.holding: dict[int, int] = {}  # id(actor) -> shards sent to it and not yet collected
+        self.successors: list[tuple[Any, Any]] = []  # (dead generator, the one that replaced it)
         self.resize(size)
 
     @property
@@ -111,7 +113,12 @@ class GeneratorPool:
             if len(ready) == n:
                 return ready
             if time.monotonic() + pause > deadline:
-                raise GeneratorError(f"{n - len(ready)} new generator(s) kept dying while starting for {self.start_timeout_s:g} s")
+                for actor in ready:
+                    ray.kill(actor)
+                last = self.errors[-1] if self.errors else "no error recorded"
+                raise GeneratorError(
+                    f"{n - len(ready)} new generator(s) kept dying while starting for {self.start_timeout_s:g} s; last: {last}"
+                )
             time.sleep(pause)
             pause = min(2 * pause, 15.0)
 
@@ -123,6 +130,7 @@ class GeneratorPool:
                 ray.get(actor.load_weights.remote(self.update, self.policy), timeout=self.sync_timeout_s)
             return True
         except GetTimeoutError:
+            ray.kill(actor)
             raise GeneratorError(
                 f"a new generator did not start and take the weights within {self.start_timeout_s:g} + {self.sync_timeout_s:g} s; "
                 "the cluster may lack the resources it asks for"
@@ -155,17 +163,25 @@ class GeneratorPool:
     def _sync_one(self, actor: Any, ref: Any) -> int:
         try:
             return ray.get(ref, timeout=self.sync_timeout_s)
+        except GetTimeoutError:
+            raise GeneratorError(f"weight sync to a generator did not finish within {self.sync_timeout_s:g} s") from None
         except RayActorError:
             replacement = self._replace(actor)
             return ray.get(replacement.serving.remote())[1]
 
     def _replace(self, dead: Any) -> Any:
-        """A new generator in a dead one's place, joined with the pool's weights."""
+        """The generator that takes a dead one's work: a new one joined with the pool's weights in
+        its place if it was active; the one that already replaced it; or (it was draining) an
+        active one, so a shrink stays a shrink."""
+        for gone, fresh in self.successors:
+            if gone is dead:
+                return fresh
+        self.draining = [a for a in self.draining if a is not dead]
+        if not any(a is dead for a in self.active):
+            return self.active[0]
         fresh = self._started(1)[0]
         self.active = [fresh if a is dead else a for a in self.active]
-        if not any(a is fresh for a in self.active):
-            self.active.append(fresh)  # the dead one had already left the pool
-        self.draining = [a for a in self.draining if a is not dead]
+        self.successors.append((dead, fresh))
         self.replaced += 1
         return fresh
 
@@ -175,7 +191,6 @@ class GeneratorPool:
         None for an argument not given), split into one shard per generator."""
         n = len(items["prompts"])
         self.requested += n
-        self.in_flight += n
         pending = Pending(self, method, items, shared)
         k = max(1, min(len(self.active), n))
         bounds = [round(i * n / k) for i in range(k + 1)]
@@ -186,6 +201,8 @@ class GeneratorPool:
     def _send(self, pending: Pending, actor: Any, begin: int, end: int, tries: int = 0) -> _Shard:
         args = {key: (None if values is None else values[begin:end]) for key, values in pending.items.items()}
         ref = getattr(actor, pending.method).remote(**args, **pending.shared)
+        self.holding[id(actor)] = self.holding.get(id(actor), 0) + 1
+        self.in_flight += end - begin
         return _Shard(begin, end, actor, ref, tries)
 
     def _collect(self, pending: Pending) -> ray.ObjectRef:
@@ -198,23 +215,30 @@ class GeneratorPool:
                 try:
                     ray.get(check)
                     done.append(shard)
-                except RayActorError as err:
-                    if shard.tries >= self.retries:
-                        raise GeneratorError(f"items {shard.begin}-{shard.end} failed on {shard.tries + 1} generators; last: {err}") from None
-                    retry.append(shard)
+                except (RayActorError, ObjectLostError) as err:  # a dead generator, or its answers lost with its node
+                    retry.append((shard, err))
+                finally:
+                    self._returned(shard)
             todo = []
-            for shard in retry:
+            for shard, err in retry:
+                if shard.tries >= self.retries:
+                    raise GeneratorError(f"items {shard.begin}-{shard.end} failed on {shard.tries + 1} generators; last: {err}") from None
                 actor = self._replace(shard.actor) if _dead(shard.actor) else shard.actor
                 todo.append(self._send(pending, actor, shard.begin, shard.end, shard.tries + 1))
-        self._stop_drained(busy=[s.actor for s in todo])
-        self.in_flight -= len(pending.items["prompts"])
         done.sort(key=lambda s: s.begin)
         return done[0].ref if len(done) == 1 else _concat.remote(*[s.ref for s in done])
 
-    def _stop_drained(self, busy: list[Any] = ()) -> None:
-        for actor in [a for a in self.draining if not any(a is b for b in busy)]:
+    def _returned(self, shard: _Shard) -> None:
+        """A shard is back (answered or failed): its generator holds one fewer; a drained one holding none stops."""
+        self.holding[id(shard.actor)] -= 1
+        self.in_flight -= shard.end - shard.begin
+        self._stop_drained()
+
+    def _stop_drained(self) -> None:
+        for actor in [a for a in self.draining if not self.holding.get(id(a))]:
             ray.kill(actor)
             self.draining.remove(actor)
+            self.holding.pop(id(actor), None)
 
     def take_requested(self) -> int:
         """Prompts asked for since the last call (a queue depth per iteration)."""

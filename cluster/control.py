@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import math
+import re
 import sys
 from dataclasses import dataclass
 
@@ -76,7 +77,7 @@ def scale_run(run: str, n: int) -> str:
     if not ray.is_initialized():
         ray.init(address="auto", namespace=NAMESPACE, log_to_driver=False)
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
-    matches = [name for name in names if name.startswith(f"selfplay-{run}-") and name.endswith("-control")]
+    matches = [name for name in names if re.fullmatch(rf"selfplay-{re.escape(run)}-[0-9a-f]{{6}}-control", name)]
     if len(matches) != 1:
         live = sorted(name[len("selfplay-"): -len("-control")].rsplit("-", 1)[0] for name in names if name.endswith("-control"))
         found = "none" if not matches else f"{len(matches)} of that name"

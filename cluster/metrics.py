@@ -1,8 +1,8 @@
 """Dashboard metrics: what a run reports through `ray.util.metrics` (Ray's Prometheus export,
 the Ray dashboard's Metrics view, and the Grafana board in cluster/grafana/selfplay.json).
 
-The driver records one iteration's row at a time; the generators count their own tokens
-(actors/generator.py). Every series carries the run's name as the tag `run`.
+The driver records one iteration's row at a time, every series tagged with the run's name
+(`run`); the generators count their own tokens (actors/generator.py), tagged by the policy they serve.
 """
 from __future__ import annotations
 

@@ -298,12 +298,12 @@ class Orchestrator:
             target = desired_generators(depth, AutoscalePolicy(auto.min_generators, auto.max_generators, auto.prompts_per_generator))
         if target is None or target == pool.size:
             return pool.size
-        if target > pool.size:
-            bundles = generator_bundles(target + g.snapshot_replicas, g.num_cpus, g.num_gpus, g.resources)
-            if bundles:
-                from ray.autoscaler.sdk import request_resources
+        # what the run's generators need from now on (a shrink releases the earlier request)
+        bundles = generator_bundles(target + g.snapshot_replicas + len(self.exploiters), g.num_cpus, g.num_gpus, g.resources)
+        if bundles:
+            from ray.autoscaler.sdk import request_resources
 
-                request_resources(bundles=bundles)
+            request_resources(bundles=bundles)
         self._print(f"generators for the current policy: {pool.size} -> {target}")
         pool.resize(target)
         return pool.size
@@ -351,7 +351,8 @@ class Orchestrator:
         verdicts = self.judges.judge(problems, responses_a, responses_b)
         play_seconds = time.perf_counter() - start
         summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
-            it, agent.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds, agent.name
+            it, agent.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds, agent.name,
+            {CURRENT: self.version} | {name: a.version for name, a in self.exploiters.items()},
         )
         summary = ray.get(summary_ref)
 

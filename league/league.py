@@ -31,7 +31,7 @@ class LeagueSettings:
     admission_threshold: float = 0.6
     min_admission_games: int = 32
     max_snapshots: int | None = None  # beyond this, the lowest-rated snapshot (never the newest) retires
-    payoff_decay: float = 1.0  # each round of results discounts earlier ones by this factor (PFSP's win rates)
+    payoff_decay: float = 1.0  # each recorded round (with roles, each agent's) discounts earlier results (PFSP's win rates)
     roles: RoleRules = RoleRules()  # the admission and reset rules of `matchmaking: alphastar`
 
     def __post_init__(self) -> None:
@@ -127,7 +127,10 @@ class League:
         cap = self.settings.max_snapshots
         while cap is not None and len(self.population) > cap:
             newest = {self.latest_of(agent) for agent in self.agents}
-            weakest = min((s for s in self.population if s not in newest), key=lambda s: (self.ratings[s.name], s.version))
+            candidates = [s for s in self.population if s not in newest]
+            if not candidates:  # every snapshot is some agent's newest: the cap waits
+                return
+            weakest = min(candidates, key=lambda s: (self.ratings[s.name], s.version))
             self.population.remove(weakest)
             self.retired.append(weakest)
 
@@ -179,7 +182,11 @@ class League:
                 _tally(table, r.policy_b, r.policy_a, 1.0 - r.score_a)
 
     def win_rate(self, a: str, b: str, recent: bool = False) -> float:
-        """a's score rate against b over all recorded games (or the decayed tally); 0.5 where they never met."""
+        """a's score rate against b over all recorded games (or the decayed tally); 0.5 where they
+        never met, and against itself (as in AlphaStar's payoff: its self-play record says which
+        side the judge favours, not how strong it is)."""
+        if a == b:
+            return 0.5
         score, games = (self.recent if recent else self.results).get(a, {}).get(b, (0.0, 0.0))
         return score / games if games else 0.5
 

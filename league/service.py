@@ -146,13 +146,13 @@ class LeagueService:
         judge: str,
         play_seconds: float,
         agent: str = CURRENT,
+        live_versions: dict[str, int] | None = None,
     ) -> tuple[RoundSummary, pa.Table]:
         """Write the round of `agent` (played at `version`): its games and pairs, update ratings,
         save the league; return the summary and the pairs. Opponents are snapshots or, with
-        league roles, learning agents (at the version they last played)."""
-        versions = {s.name: s.version for s in self.league.population} | {agent: version} | {
-            a: self.league.versions.get(a, 0) for a in self.league.agents if a != agent
-        }
+        league roles, learning agents, at the versions their generators served (`live_versions`)."""
+        live = {a: self.league.versions.get(a, 0) for a in self.league.agents} | (live_versions or {})
+        versions = {s.name: s.version for s in self.league.population} | live | {agent: version}
         games = games_table(
             round_, "head_to_head", (agent, version), [(o, versions[o]) for o in opponents],
             prompts, responses_a, responses_b, verdicts, judge, play_seconds,

@@ -91,12 +91,13 @@ class Learner:
 
     def reset_to(self, checkpoint: str | Path) -> int:
         """Start over from a checkpoint's weights (an exploiter after its snapshot joined the
-        league): the reference follows, the optimizer starts afresh, and the version keeps
-        counting so every snapshot name stays unique. Returns the version."""
+        league): the reference follows, the optimizer starts afresh, and the version moves on (new
+        weights, a new version; snapshot names stay unique). Returns the version."""
         start = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
         self.policy.load_state_dict(start.state_dict())
         self.refresh_reference()
         self.optimizer = self._dpo_optimizer()
+        self.version += 1
         return self.version
 
     def refresh_reference(self) -> None:

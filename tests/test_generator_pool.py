@@ -53,11 +53,26 @@ def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -
     assert ray.get(pool.active[1].serving.remote()) == ("current", 1)
 
     leaving = pool.active[2:]
-    pool.resize(2)
-    assert pool.size == 2 and not pool.draining
-    for actor in leaving:
+    pending = pool.submit("generate", {"prompts": PROMPTS, "seeds": None}, sampling=GREEDY)
+    pool.resize(2)  # the two leaving hold shards of a request under way: drained, not stopped
+    assert pool.size == 2 and len(pool.draining) == 2
+    assert ray.get(pending.result()) == trained and not pool.draining  # stopped once their shards came back
+    for actor in leaving:  # ray.kill is asynchronous: a call may still get through just after it
         with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.serving.remote(), timeout=60)
+            for _ in range(120):
+                ray.get(actor.serving.remote(), timeout=60)
+                time.sleep(0.5)
+    # two requests sent to a generator that has died: each retried, the generator replaced once
+    dead = pool.active[0]
+    ray.kill(dead)
+    with pytest.raises(ray.exceptions.RayActorError):
+        for _ in range(120):
+            ray.get(dead.serving.remote(), timeout=60)
+            time.sleep(0.5)
+    first, second = (pool.submit("generate", {"prompts": PROMPTS, "seeds": None}, sampling=GREEDY) for _ in range(2))
+    assert ray.get(first.result()) == trained == ray.get(second.result())
+    assert pool.size == 2 and pool.replaced == 2 and pool.in_flight == 0
+
     hasty = GeneratorPool(start, size=1, sync_timeout_s=1e-4)  # a sync that cannot finish in time fails loudly
     with pytest.raises(GeneratorError, match="did not finish"):
         hasty.load_weights(ray.put(learner.publish()))

@@ -43,8 +43,11 @@ def test_alphastar_roles_play_snapshot_and_reset(ray_cluster, tmp_path: Path) ->
     resets = [(r["iteration"], r["exploiters"]["main_exploiter"]) for r in rows if r["exploiters"]["main_exploiter"]["reset"]]
     assert resets, "a main exploiter starts over after every snapshot"
     start_accuracy = read_metrics(run_dir)[0]["accuracy"]
+    by_iteration = {r["iteration"]: r["exploiters"]["main_exploiter"] for r in rows}
     for it, x in resets:
         assert x["admitted"].startswith("main_exploiter-v") and x["pairs"] == 0
+        assert x["version"] > int(x["admitted"].rsplit("-v", 1)[1])  # new weights, a new version
+        assert it == 1 or x["version"] > by_iteration[it - 1]["version"]
         # it serves the starting policy's weights again: the same greedy answers as v0
         assert x["accuracy"] == start_accuracy, (it, x)
     # versions keep counting through resets, and the games say which version played

@@ -167,6 +167,19 @@ def test_self_play_games_count_once_and_leave_ratings_alone() -> None:
     league = _alphastar_league()
     league.record([GameResult(CURRENT, CURRENT, 1.0)] * 30 + [GameResult(CURRENT, "v0", 1.0), GameResult(CURRENT, "v0", 0.0)] * 10)
     assert league.results[CURRENT][CURRENT] == [30.0, 30.0] and league.win_rate(CURRENT, "v0") == 0.5
+    assert league.win_rate(CURRENT, CURRENT) == 0.5  # which side the judge favours is not strength
     rated = bradley_terry_with_intervals(league.results, np.random.default_rng(0), samples=50)
     assert abs(rated[CURRENT].rating - rated["v0"].rating) < 1e-6  # even against v0; its self-play wins ignored
     assert rated[CURRENT].low <= rated[CURRENT].rating <= rated[CURRENT].high
+
+
+def test_a_cap_below_the_number_of_agents_waits_instead_of_failing() -> None:
+    league = League(LeagueSettings(matchmaking="alphastar", max_snapshots=2))
+    league.admit(0, "/ckpt/v0")
+    for agent in ("main_exploiter", "league_exploiter"):
+        league.add_agent(agent, agent)
+    league.admit(1, "/ckpt/mx1", "main_exploiter")
+    league.admit(1, "/ckpt/lx1", "league_exploiter")  # three snapshots, each some agent's newest
+    assert len(league.population) == 3 and not league.retired
+    league.admit(2, "/ckpt/v2")  # now v0 is no agent's newest: it goes, and the cap holds again at 3
+    assert [s.name for s in league.retired] == ["v0"]
