@@ -290,7 +290,7 @@ class Orchestrator:
     def scale_generators(self, target: int | None = None) -> int:
         """Resize the current policy's generator pool: to `target`, else to what `selfplay scale`
         asked for since the last iteration, else (autoscaling) to what the last iteration's queue
-        depth wants. Growing first asks Ray's autoscaler for the resources. Returns the size."""
+        depth wants. Ray's autoscaler is told the resources of the new size first. Returns the size."""
         pool, g, auto = self.policy_pool, self.config.generator, self.config.cluster.autoscale
         target = target or ray.get(self.control.take.remote())
         depth = pool.take_requested()
