@@ -35,8 +35,13 @@ def _length(texts: list) -> int:
 
 
 @ray.remote(num_cpus=0)
-def _concat(*shards: list) -> list:
-    return [item for shard in shards for item in shard]
+def interleave(index_lists: list[list[int]], *parts: list) -> list:
+    """Answers from several generators, back in request order: `parts[k][j]` is item `index_lists[k][j]`."""
+    out: list = [None] * sum(len(idx) for idx in index_lists)
+    for idx, answers in zip(index_lists, parts, strict=True):
+        for i, answer in zip(idx, answers, strict=True):
+            out[i] = answer
+    return out
 
 
 @dataclass
@@ -77,7 +82,6 @@ class GeneratorPool:
         self.last_sync_seconds = 0.0  # how long the latest weight sync took
         self.errors: list[str] = []  # what went wrong with generators, for the run's log
         self.requested = 0  # prompts asked for since `take_requested` (the autoscaler's queue depth)
-        self.in_flight = 0  # prompts in shards not yet collected
         self.draining: list[Any] = []  # removed generators still holding shards
         self.active: list[Any] = []
         self.holding: dict[int, int] = {}  # id(actor) -> shards sent to it and not yet collected
@@ -202,7 +206,6 @@ class GeneratorPool:
         args = {key: (None if values is None else values[begin:end]) for key, values in pending.items.items()}
         ref = getattr(actor, pending.method).remote(**args, **pending.shared)
         self.holding[id(actor)] = self.holding.get(id(actor), 0) + 1
-        self.in_flight += end - begin
         return _Shard(begin, end, actor, ref, tries)
 
     def _collect(self, pending: Pending) -> ray.ObjectRef:
@@ -226,12 +229,13 @@ class GeneratorPool:
                 actor = self._replace(shard.actor) if _dead(shard.actor) else shard.actor
                 todo.append(self._send(pending, actor, shard.begin, shard.end, shard.tries + 1))
         done.sort(key=lambda s: s.begin)
-        return done[0].ref if len(done) == 1 else _concat.remote(*[s.ref for s in done])
+        if len(done) == 1:
+            return done[0].ref
+        return interleave.remote([list(range(s.begin, s.end)) for s in done], *[s.ref for s in done])
 
     def _returned(self, shard: _Shard) -> None:
         """A shard is back (answered or failed): its generator holds one fewer; a drained one holding none stops."""
         self.holding[id(shard.actor)] -= 1
-        self.in_flight -= shard.end - shard.begin
         self._stop_drained()
 
     def _stop_drained(self) -> None:

@@ -31,8 +31,7 @@ RECIPE_ENV = "SELFPLAY_RECIPE"
 RUNS_ON_CLUSTER = "~/selfplay-runs"
 # What the working directory leaves behind: environments, runs, caches, version control.
 EXCLUDES = [".venv", "venv", "runs", ".git", "**/__pycache__", ".pytest_cache", "*.egg-info", ".ruff_cache"]
-# The job's progress bars update rarely: in a log file every update is another line.
-JOB_ENV = {"TQDM_MININTERVAL": "30", "PYTHONUNBUFFERED": "1"}
+JOB_ENV = {"PYTHONUNBUFFERED": "1"}  # the job's log shows each line as it is printed
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -98,7 +97,10 @@ def submit(config: RunConfig, address: str | None = None, job_id: str | None = N
 
 def status(job_id: str, address: str | None = None) -> dict[str, Any]:
     """The job's state, message, run directory and times."""
-    info = _call(lambda c: c.get_job_info(job_id), address, job_id)
+    return _summary(job_id, _call(lambda c: c.get_job_info(job_id), address, job_id))
+
+
+def _summary(job_id: str, info: Any) -> dict[str, Any]:
     return {
         "job_id": job_id,
         "status": str(info.status.value if hasattr(info.status, "value") else info.status),
@@ -113,7 +115,7 @@ def list_jobs(address: str | None = None) -> list[dict[str, Any]]:
     """This project's jobs on the cluster, oldest first."""
     jobs = _call(lambda c: c.list_jobs(), address, None)
     mine = [j for j in jobs if (j.metadata or {}).get("selfplay") == "1" and j.submission_id]
-    return [status(j.submission_id, address) for j in sorted(mine, key=lambda j: j.start_time or 0)]
+    return [_summary(j.submission_id, j) for j in sorted(mine, key=lambda j: j.start_time or 0)]
 
 
 def logs(job_id: str, address: str | None = None) -> str:

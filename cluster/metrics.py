@@ -43,9 +43,10 @@ class RunMetrics:
                 self.games.inc(agent["games"], {**run, "mode": "exploiter"})
         for policy, elo in (row.get("elo_by_policy") or {}).items():
             self.elo.set(elo, {**run, "policy": policy})
-        for key, gauge in ((("win_rate_vs_previous"), self.win_rate), ("accuracy", self.accuracy), ("games_per_s", self.games_per_s),
-                           ("queue_depth", self.queue_depth), ("loss", self.loss), ("weight_sync_s", self.sync),
-                           ("generators", self.generators), ("iteration", self.iteration)):
+        gauges = {"win_rate_vs_previous": self.win_rate, "accuracy": self.accuracy, "games_per_s": self.games_per_s,
+                  "queue_depth": self.queue_depth, "loss": self.loss, "weight_sync_s": self.sync,
+                  "generators": self.generators, "iteration": self.iteration}
+        for key, gauge in gauges.items():
             if row.get(key) is not None:
                 gauge.set(row[key], run)
         if row.get("learner_seconds") is not None:

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling
-from actors.pool import GeneratorPool
-from cluster.agents import Agent, interleave, split_by_player
+from actors.pool import GeneratorPool, interleave
+from cluster.agents import Agent, split_by_player
 from cluster.config import JudgeConfig, LeagueConfig, RunConfig
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
 from cluster.diversity import diversity

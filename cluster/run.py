@@ -7,6 +7,7 @@ from typing import Any
 import ray
 
 from cluster.config import RunConfig, with_run_dir
+from cluster.jobs import RECIPE_ENV
 from cluster.orchestrator import Orchestrator
 from cluster.resume import ResumePoint, rewind
 from cluster.run_dir import RunDir
@@ -55,7 +56,7 @@ def connect(config: RunConfig) -> bool:
     c = config.cluster
     if c.address:
         # A submitted job's driver already runs in the job's runtime env (working dir, env vars), which its actors inherit.
-        in_job = "SELFPLAY_RECIPE" in os.environ
+        in_job = RECIPE_ENV in os.environ
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
     ray.init(
