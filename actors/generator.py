@@ -34,6 +34,8 @@ class EngineSpec:
     max_model_len: int = 64
     kv_cache_bytes: int = 64 * 2**20
     seed: int = 0
+    weight_transfer: str | None = None  # a vLLM weight-transfer backend (nccl, gloo) the learner sends over; None: object store
+    tensor_parallel_size: int = 1  # > 1: vLLM's Ray executor, in the placement group the actor was started in
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Generator:
             enforce_eager=True,
             seed=spec.seed,
             worker_extension_cls=WEIGHT_RECEIVER,
+            weight_transfer_config=_transfer_config(spec.weight_transfer),
+            tensor_parallel_size=spec.tensor_parallel_size,
+            distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
         )
         self.policy = policy
         self.version = version
@@ -110,6 +115,30 @@ class Generator:
         self.policy, self.version = policy, update.version
         return self.version
 
+    # vLLM's weight-transfer engine (learner/weight_transfer.py drives these through GeneratorsClient)
+    def init_weight_transfer_engine(self, init_info: dict) -> None:
+        self.llm.init_weight_transfer_engine({"init_info": init_info})
+
+    def start_weight_update(self) -> None:
+        self.llm.start_weight_update()
+
+    def update_weights(self, update_info: dict) -> None:
+        self.llm.update_weights({"update_info": update_info})
+
+    def finish_weight_update(self, policy: str, version: int) -> int:
+        """The transferred weights are in: serve them as `version` of `policy`."""
+        self.llm.finish_weight_update()
+        self.llm.reset_prefix_cache()
+        self.policy, self.version = policy, version
+        return version
+
+    def shutdown_weight_transfer_engine(self) -> None:
+        self.llm.shutdown_weight_transfer_engine()
+
+    def weights_checksum(self) -> float:
+        """The sum of every weight the engine holds (over all tensor-parallel ranks)."""
+        return float(sum(self.llm.collective_rpc("weights_checksum")))
+
     def load_checkpoint(self, path: str, policy: str, version: int) -> int:
         """Serve the weights of a Hugging Face checkpoint on disk (a frozen snapshot)."""
         if not (Path(path) / "config.json").is_file():
@@ -143,6 +172,19 @@ class Generator:
             for i, text in zip(idx, outs):
                 responses[i] = text
         return responses
+
+
+def _transfer_config(backend: str | None):
+    """vLLM's weight-transfer config for `backend` (None: weights come through the object store)."""
+    if backend is None:
+        return None
+    from vllm.config import WeightTransferConfig
+
+    if backend == "gloo":
+        from actors.gloo_transfer import register
+
+        register()
+    return WeightTransferConfig(backend=backend)
 
 
 def _token_metrics() -> tuple | None:

@@ -13,7 +13,11 @@ then joins them with another), so texts go from generators to judges and league 
   error raised by the engine itself is not retried: it is a bug or a bad input, and it
   surfaces as it is.
 - Weight sync goes to every generator with a deadline (`sync_timeout_s`) and fails loudly
-  (`GeneratorError`) rather than hang.
+  (`GeneratorError`) rather than hang. `sync_from(learner)` sends the learner's weights either
+  through the object store (every generator reloads the published tensors) or, with a
+  `transfer` backend (`nccl` on GPUs, `gloo` on CPU), over vLLM's weight-transfer engine: the
+  learner broadcasts to a group of the pool's generators, re-opened whenever they change. A
+  generator joining takes the learner's weights once through the object store, then the group.
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError
+from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError
 
+from actors.actor import stop_generator
 from actors.generator import GeneratorError
 
 StartGenerator = Callable[[int], Any]  # (serial number) -> a new generator actor handle
@@ -70,10 +75,13 @@ class Pending:
 
 class GeneratorPool:
     def __init__(self, start: StartGenerator, size: int = 1, retries: int = 2, sync_timeout_s: float = 300.0,
-                 start_timeout_s: float = 600.0) -> None:
+                 start_timeout_s: float = 600.0, transfer: str | None = None, ranks_per_generator: int = 1) -> None:
         if size < 1:
             raise ValueError(f"a generator pool needs at least one generator (got {size})")
         self.start, self.retries, self.sync_timeout_s, self.start_timeout_s = start, retries, sync_timeout_s, start_timeout_s
+        self.transfer, self.ranks_per_generator = transfer, ranks_per_generator
+        self.learner: Any = None  # the learner the pool syncs from over `transfer`
+        self.group: list[Any] = []  # the generators of the learner's open transfer group
         self.started = 0  # serial numbers of generators ever started (names stay unique)
         self.update: Any = None  # the latest weights (an object reference), what a joining generator loads
         self.policy = "current"
@@ -118,7 +126,7 @@ class GeneratorPool:
                 return ready
             if time.monotonic() + pause > deadline:
                 for actor in ready:
-                    ray.kill(actor)
+                    stop_generator(actor)
                 last = self.errors[-1] if self.errors else "no error recorded"
                 raise GeneratorError(
                     f"{n - len(ready)} new generator(s) kept dying while starting for {self.start_timeout_s:g} s; last: {last}"
@@ -130,11 +138,12 @@ class GeneratorPool:
         """Wait for a new generator to start, then give it the pool's weights; False if it died meanwhile."""
         try:
             ray.get(actor.serving.remote(), timeout=self.start_timeout_s)
-            if self.update is not None:
-                ray.get(actor.load_weights.remote(self.update, self.policy), timeout=self.sync_timeout_s)
+            update = self.learner.publish.remote() if self.learner is not None else self.update
+            if update is not None:
+                ray.get(actor.load_weights.remote(update, self.policy), timeout=self.sync_timeout_s)
             return True
         except GetTimeoutError:
-            ray.kill(actor)
+            stop_generator(actor)
             raise GeneratorError(
                 f"a new generator did not start and take the weights within {self.start_timeout_s:g} + {self.sync_timeout_s:g} s; "
                 "the cluster may lack the resources it asks for"
@@ -143,6 +152,34 @@ class GeneratorPool:
             self.errors.append(f"a new generator died while starting: {str(err).strip().splitlines()[0][:300]}")
             print(f"generator pool: {self.errors[-1]}", flush=True)
             return False
+
+    def sync_from(self, learner: Any, policy: str = "current") -> int:
+        """The learner's current weights (a learner actor) to every generator, served as its
+        version of `policy`; returns the version."""
+        if self.transfer is None:
+            return self.load_weights(learner.publish.remote(), policy)
+        self.learner, self.policy = learner, policy
+        start = time.perf_counter()
+        for actor in [a for a in self.active if _dead(a)]:  # died since its last request: not into the group
+            self._replace(actor)
+        if [id(a) for a in self.group] != [id(a) for a in self.active]:
+            self._wait(learner.open_transfer.remote(self.transfer, self.active, self.ranks_per_generator, self.sync_timeout_s),
+                       f"opening a {self.transfer} weight-transfer group")
+            self.group = list(self.active)
+        self.version = self._wait(learner.send_weights.remote(policy), f"weight transfer over {self.transfer}")
+        self.last_sync_seconds = time.perf_counter() - start
+        return self.version
+
+    def _wait(self, ref: Any, what: str) -> Any:
+        """A learner call of the transfer, within the sync deadline. A generator lost in the
+        middle of a transfer leaves the others inside it, so it fails the sync (resume goes on)."""
+        try:
+            return ray.get(ref, timeout=self.sync_timeout_s)
+        except GetTimeoutError:
+            raise GeneratorError(f"{what} to {len(self.active)} generator(s) did not finish within {self.sync_timeout_s:g} s") from None
+        except (RayActorError, RayTaskError) as err:
+            self.group = []
+            raise GeneratorError(f"{what} failed: {str(err).strip().splitlines()[-1][:300]}") from None
 
     def load_weights(self, update: Any, policy: str = "current") -> int:
         """New weights (a `WeightUpdate` or a reference to one) to every generator; returns the version."""
@@ -181,6 +218,7 @@ class GeneratorPool:
             if gone is dead:
                 return fresh
         self.draining = [a for a in self.draining if a is not dead]
+        stop_generator(dead)  # gone already; this releases what it held (a tensor-parallel placement group)
         if not any(a is dead for a in self.active):
             return self.active[0]
         fresh = self._started(1)[0]
@@ -240,7 +278,7 @@ class GeneratorPool:
 
     def _stop_drained(self) -> None:
         for actor in [a for a in self.draining if not self.holding.get(id(a))]:
-            ray.kill(actor)
+            stop_generator(actor)
             self.draining.remove(actor)
             self.holding.pop(id(actor), None)
 
@@ -264,7 +302,7 @@ class GeneratorPool:
 
     def stop(self) -> None:
         for actor in self.active + self.draining:
-            ray.kill(actor)
+            stop_generator(actor)
 
 
 def _dead(actor: Any) -> bool:

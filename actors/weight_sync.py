@@ -17,3 +17,8 @@ class WeightReceiver:
 
     def receive_checkpoint(self, path: str) -> None:
         self.reload_weights(weights_path=path, is_checkpoint_format=True)  # type: ignore[attr-defined]
+
+    def weights_checksum(self) -> float:
+        """The sum of this worker's parameters in float64: engines holding the same weights agree
+        exactly, so a test can tell which path delivered what without reading tensors back."""
+        return float(sum(p.double().sum().item() for p in self.model_runner.get_model().parameters()))  # type: ignore[attr-defined]

@@ -8,8 +8,10 @@
    orchestrator does, judged by a cost-free exact-answer comparison in the driver, so what
    grows or shrinks between sizes is the pool's own overhead (sharding, checks, joining)
    against the engines' parallelism on this machine's cores.
-2. Weight broadcast: seconds to load one policy update into 1, 2 and 4 generator actors
-   through the pool (object store, every engine's `reload_weights`), against one
+2. Weight broadcast: seconds for a learner actor's weights to reach 1, 2 and 4 generator
+   actors as a run syncs them (`GeneratorPool.sync_from`), through the object store (publish,
+   then every engine's `reload_weights`) and over vLLM's weight-transfer engine with the gloo
+   backend (the learner broadcasts; the GPU path's code with TCP for NCCL), against one
    `load_weights` of the same weights into a Generator in this process (no Ray).
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ray  # noqa: E402
 
 from actors.actor import generator_actor  # noqa: E402
+from bench.timing import best_seconds  # noqa: E402
 from actors.generator import EngineSpec, Generator, Sampling  # noqa: E402
 from actors.pool import GeneratorPool  # noqa: E402
 from cluster.run import WORKER_ENV  # noqa: E402
@@ -65,30 +69,19 @@ def games_per_second(spec: EngineSpec, size: int, games: int, rounds: int) -> fl
     return games / best
 
 
-def broadcast_seconds(spec: EngineSpec, update, size: int, repeats: int) -> float:
-    pool = pool_of(spec, size, f"sync{size}")
-    ref = ray.put(update)
-    pool.load_weights(ref)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pool.load_weights(ref)
-        times.append(time.perf_counter() - start)
+def broadcast_seconds(spec: EngineSpec, learner, size: int, repeats: int, transfer: str | None) -> float:
+    spec = replace(spec, weight_transfer=transfer)
+    pool = GeneratorPool(lambda serial: generator_actor(f"bench-sync-{transfer}-{size}-{serial}", spec, "current", 0),
+                         size, transfer=transfer)
+    seconds = best_seconds(lambda: pool.sync_from(learner), repeats)
     pool.stop()
-    return min(times)
+    return seconds
 
 
 def local_reload_seconds(spec: EngineSpec, update, repeats: int) -> float:
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     generator = Generator(spec)
-    generator.load_weights(update)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        generator.load_weights(update)
-        times.append(time.perf_counter() - start)
-    del generator
-    return min(times)
+    return best_seconds(lambda: generator.load_weights(update), repeats)
 
 
 def main() -> None:
@@ -115,9 +108,12 @@ def main() -> None:
             print(f"   {n} generator(s): {rates[n]:8.1f} games/s   ({rates[n] / rates[1]:.2f}x one generator)")
         print(f"\n2. weight broadcast of {params / 1e6:.1f}M parameters (best of {args.repeats})")
         print(f"   local reload_weights, no Ray: {local * 1e3:8.1f} ms")
+        learner = ray.remote(Learner).options(num_cpus=0).remote(str(path), DPOSettings())
         for n in SIZES:
-            seconds = broadcast_seconds(spec, update, n, args.repeats)
-            print(f"   to {n} generator actor(s):     {seconds * 1e3:8.1f} ms   ({seconds / local:.2f}x the local reload)")
+            store = broadcast_seconds(spec, learner, n, args.repeats, None)
+            gloo = broadcast_seconds(spec, learner, n, args.repeats, "gloo")
+            print(f"   to {n} generator actor(s): object store {store * 1e3:8.1f} ms ({store / local:5.2f}x the local reload), "
+                  f"gloo transfer {gloo * 1e3:8.1f} ms ({gloo / local:5.2f}x; {gloo / store:.2f}x the object store's time)")
         ray.shutdown()
 
 

@@ -125,6 +125,14 @@ class GeneratorConfig(_Section):
     retries: int = Field(2, ge=0, description="times a shard of a dead generator is sent to another")
     sync_timeout_s: float = Field(300.0, gt=0, description="a weight sync not done in this time fails the run loudly")
     start_timeout_s: float = Field(600.0, gt=0, description="a new generator not serving within this time fails the run loudly")
+    weight_transfer: Literal["auto", "object_store", "nccl", "gloo"] = Field(
+        "auto",
+        description="how the learner's weights reach the generators: object_store (Ray's), or vLLM's weight-transfer "
+        "engine over nccl (GPUs) or gloo (CPU, TCP); auto is nccl when the learner and each generator have whole GPUs",
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs each generator shards its model over, reserved as a placement group of one-GPU bundles"
+    )
 
 
 class PrincipleConfig(_Section):
@@ -431,6 +439,7 @@ class RunConfig(_Section):
             )
         if self.judge.kind == "pairwise_llm" and "adversarial" in self.self_play.modes:
             raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")
+        _check_gpu_path(self.generator, self.cluster)
         for r in self.eval.retention:
             if r.digits == self.task.digits:
                 raise ValueError(
@@ -438,6 +447,28 @@ class RunConfig(_Section):
                     "a retention task must be one the run does not train on"
                 )
         return self
+
+    @property
+    def transfer_backend(self) -> str | None:
+        """The weight-transfer backend of the learning agents' generators (None: the object store)."""
+        choice = self.generator.weight_transfer
+        if choice == "auto":
+            return "nccl" if self.generator.num_gpus >= 1 and self.cluster.num_learner_gpus >= 1 else None
+        return None if choice == "object_store" else choice
+
+
+def _check_gpu_path(g: GeneratorConfig, cluster: ClusterConfig) -> None:
+    if g.weight_transfer == "nccl" and not (g.num_gpus >= 1 and cluster.num_learner_gpus >= 1):
+        raise ValueError(
+            "generator.weight_transfer nccl broadcasts from the learner's GPU to the generators' GPUs, and NCCL cannot "
+            "put two ranks on one GPU: set cluster.num_learner_gpus and generator.num_gpus to 1 (whole GPUs), or use "
+            "object_store (a shared GPU) or gloo (CPU)"
+        )
+    if g.tensor_parallel_size > 1 and g.num_gpus != 1:
+        raise ValueError(
+            f"generator.tensor_parallel_size {g.tensor_parallel_size} shards each generator over that many GPUs, one "
+            "per rank: set generator.num_gpus to 1 (vLLM's CPU backend has no tensor parallelism across Ray workers)"
+        )
 
 
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"

@@ -57,8 +57,13 @@ def desired_generators(queue_depth: int, policy: AutoscalePolicy) -> int:
     return max(policy.min_generators, min(policy.max_generators, want))
 
 
-def generator_bundles(n: int, num_cpus: float, num_gpus: float, resources: dict[str, float]) -> list[dict[str, float]]:
-    """What `n` generators ask of the cluster, as `request_resources` bundles (empty entries left out)."""
+def generator_bundles(n: int, num_cpus: float, num_gpus: float, resources: dict[str, float], ranks: int = 1) -> list[dict[str, float]]:
+    """What `n` generators ask of the cluster, as `request_resources` bundles (empty entries left
+    out); a generator with `ranks` > 1 tensor-parallel ranks asks for its placement group's bundles."""
+    if ranks > 1:
+        from actors.actor import tensor_parallel_bundles
+
+        return tensor_parallel_bundles(ranks, num_cpus, resources) * n
     bundle = {"CPU": num_cpus, "GPU": num_gpus, **resources}
     return [{k: v for k, v in bundle.items() if v}] * n if any(bundle.values()) else []
 

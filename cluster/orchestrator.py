@@ -116,22 +116,26 @@ class Orchestrator:
 
     def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
         g = self.config.generator
-        self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas)
+        self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas, learning=True)
         self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas)
 
-    def generator_pool(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0) -> GeneratorPool:
+    def generator_pool(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
+                       learning: bool = False) -> GeneratorPool:
         """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path`
-        (a generator joining later then takes the pool's latest weights)."""
+        (a generator joining later then takes the pool's latest weights). A `learning` agent's
+        pool takes its learner's weights over the configured transfer; snapshots load checkpoints."""
         cfg = self.config
         g = cfg.generator
-        spec = EngineSpec(str(path), cfg.model.dtype, cfg.model.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset)
+        transfer = cfg.transfer_backend if learning else None
+        spec = EngineSpec(str(path), cfg.model.dtype, cfg.model.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
+                          transfer, g.tensor_parallel_size)
 
         def start(serial: int) -> Any:
             return generator_actor(
                 self.actor_name(f"{role}-{serial}"), spec, policy, version, num_cpus=g.num_cpus, num_gpus=g.num_gpus, resources=g.resources
             )
 
-        return GeneratorPool(start, size, g.retries, g.sync_timeout_s, g.start_timeout_s)
+        return GeneratorPool(start, size, g.retries, g.sync_timeout_s, g.start_timeout_s, transfer, g.tensor_parallel_size)
 
     def _start_exploiters(self, saved: Path | None = None) -> None:
         """The exploiters of league roles (none unless `league.matchmaking: alphastar`): each a
@@ -147,7 +151,7 @@ class Orchestrator:
                 self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus)
             )
             version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
-            generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k)
+            generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k, learning=True)
             if saved is None:
                 ray.get(self.league.add_agent.remote(name, role))
             self.exploiters[name] = Agent(name, role, learner, generator, version)
@@ -273,7 +277,7 @@ class Orchestrator:
             stats = {"pairs": 0.0, "loss": float("nan")}
         else:
             stats = ray.get(agent.learner.train.remote(pairs))
-        agent.version = agent.generator.load_weights(agent.learner.publish.remote(), agent.name)
+        agent.version = agent.generator.sync_from(agent.learner, agent.name)
         return {
             "role": agent.role,
             "version": agent.version,
@@ -299,7 +303,7 @@ class Orchestrator:
         if target is None or target == pool.size:
             return pool.size
         # what the run's generators need from now on (a shrink releases the earlier request)
-        bundles = generator_bundles(target + g.snapshot_replicas + len(self.exploiters), g.num_cpus, g.num_gpus, g.resources)
+        bundles = generator_bundles(target + g.snapshot_replicas + len(self.exploiters), g.num_cpus, g.num_gpus, g.resources, g.tensor_parallel_size)
         if bundles:
             from ray.autoscaler.sdk import request_resources
 
@@ -314,7 +318,7 @@ class Orchestrator:
         start = time.perf_counter() if start is None else start
         row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None, **fields}
         stats = ray.get(self.learner.train.remote(*pairs))
-        self.version = self.policy_pool.load_weights(self.learner.publish.remote())
+        self.version = self.policy_pool.sync_from(self.learner)
         row.update(generators=self.policy_pool.size, generators_replaced=self.policy_pool.replaced,
                    weight_sync_s=self.policy_pool.last_sync_seconds, queue_depth=self.policy_pool.requested,
                    learner_seconds=stats["seconds"])

@@ -19,7 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
 from learner.mixing import PREFERENCE_COLUMNS, count_source, load_preferences, mix_preferences
-from learner.sequences import encode_pairs, token_logps
+from learner.sequences import encode_pairs, on_device, token_logps
+from learner.weight_transfer import WeightSender, WeightTransferError
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Learner:
         self.settings = dpo
         self.rng = np.random.default_rng(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        # on a GPU when the actor has one (the nccl weight transfer sends from there)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device)
         self.policy.train()
         self.reference = self._frozen_copy()
         self.optimizer = self._dpo_optimizer()
@@ -61,6 +64,7 @@ class Learner:
         self._external_ratio = 0.0
         self.version = 0
         self.iterations = 0
+        self._sender: WeightSender | None = None
 
     def _dpo_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -134,7 +138,7 @@ class Learner:
     @torch.no_grad()
     def exact_match(self, prompts: list[str], responses: list[str]) -> float:
         """Fraction of prompts whose greedy continuation is exactly the response (one teacher-forced pass)."""
-        batch = encode_pairs(self.tokenizer, prompts, responses)
+        batch = on_device(encode_pairs(self.tokenizer, prompts, responses), self.policy)
         logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         hits = logits[:, :-1].argmax(-1) == batch["input_ids"][:, 1:]
         in_response = batch["completion_mask"][:, 1:].bool()
@@ -194,7 +198,26 @@ class Learner:
 
     def publish(self) -> WeightUpdate:
         """The current weights under their checkpoint names, detached copies safe to ship."""
-        return WeightUpdate(self.version, {k: v.detach().clone() for k, v in self.policy.state_dict().items()})
+        return WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.policy.state_dict().items()})
+
+    def open_transfer(self, backend: str, generators: list, ranks_per_generator: int, timeout_s: float) -> None:
+        """A vLLM weight-transfer group (`nccl` on GPUs, `gloo` on CPU) from this learner to
+        `generators` (actor handles), replacing any group opened before."""
+        self.close_transfer()
+        self._sender = WeightSender(backend, self.policy, generators, ranks_per_generator, timeout_s)
+
+    def send_weights(self, policy: str = "current") -> int:
+        """The current weights to every generator of the open group, served as this version of
+        `policy`; returns the version."""
+        if self._sender is None:
+            raise WeightTransferError("no weight-transfer group is open; call open_transfer first")
+        self._sender.send(policy, self.version)
+        return self.version
+
+    def close_transfer(self) -> None:
+        if self._sender is not None:
+            self._sender, sender = None, self._sender
+            sender.close()
 
     def save_checkpoint(self, path: str | Path) -> str:
         """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into place."""
@@ -224,8 +247,8 @@ class Learner:
         """Take up a state written by `save_state` (the learner must have been built from its
         `policy/` checkpoint, which holds the weights); returns the policy version."""
         path = Path(path)
-        self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device))
         counters = json.loads((path / "learner.json").read_text())
         self.version, self.iterations = counters["version"], counters["iterations"]
         self.rng.bit_generator.state = counters["rng"]

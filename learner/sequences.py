@@ -30,11 +30,17 @@ def encode_pairs(
     return {"input_ids": input_ids, "attention_mask": attention, "completion_mask": completion}
 
 
+def on_device(batch: dict[str, torch.Tensor], model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The batch on the model's device (a learner on a GPU encodes on the CPU)."""
+    return {key: value.to(model.device) for key, value in batch.items()}
+
+
 def token_logps(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probabilities of each next token, and the shifted completion mask.
 
     Position t scores token t+1, as in TRL, so both tensors have width `seq_len - 1`.
     """
+    batch = on_device(batch, model)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     logps = F.log_softmax(logits[:, :-1].float(), dim=-1)
     labels = batch["input_ids"][:, 1:]

@@ -18,6 +18,13 @@ SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 CHARACTERS = string.digits + "+-*/=()., :;?!'\"<>" + string.ascii_letters + "\n"
 
 
+# Qwen2.5-0.5B's shape as a Llama (494M parameters): the GPU benchmark and tests build it from config.
+HALF_BILLION = dict(
+    hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2, intermediate_size=4864, vocab_size=151936,
+    tie_word_embeddings=True, max_position_embeddings=512,
+)
+
+
 def build_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
     for char in CHARACTERS:
@@ -39,21 +46,25 @@ def build_tiny_model(
     intermediate_size: int = 512,
     max_position_embeddings: int = 64,
     seed: int = 0,
+    num_kv_heads: int | None = None,
+    vocab_size: int | None = None,
+    tie_word_embeddings: bool = False,
 ) -> Path:
-    """Write a randomly initialised tiny Llama and its tokenizer to `path`; returns `path`."""
+    """Write a randomly initialised Llama and its tokenizer to `path`; returns `path`. The
+    vocabulary is the tokenizer's unless `vocab_size` pads it (to give a model a real one's size)."""
     tokenizer = build_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=max(vocab_size or 0, len(tokenizer)),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
+        num_key_value_heads=num_kv_heads or num_heads,
         intermediate_size=intermediate_size,
         max_position_embeddings=max_position_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

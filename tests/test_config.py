@@ -108,3 +108,21 @@ def test_head_size_the_cpu_engine_cannot_serve_is_refused() -> None:
 def test_missing_preference_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.preferences .* is not a file"):
         parse_config({"data": {"preferences": str(tmp_path / "none.jsonl")}})
+
+
+def test_weight_transfer_follows_the_hardware_and_the_gpu_path_is_checked() -> None:
+    assert parse_config({}).transfer_backend is None  # CPU: the object store
+    gpus = {"generator": {"num_gpus": 1}, "cluster": {"num_learner_gpus": 1}}
+    assert parse_config(gpus).transfer_backend == "nccl"
+    assert parse_config({**gpus, "generator": {"num_gpus": 1, "weight_transfer": "object_store"}}).transfer_backend is None
+    assert parse_config({"generator": {"weight_transfer": "gloo"}}).transfer_backend == "gloo"
+    with pytest.raises(ConfigError, match="nccl broadcasts from the learner's GPU"):
+        parse_config({"generator": {"weight_transfer": "nccl", "num_gpus": 1}})
+    # a learner and generators sharing one GPU: NCCL cannot join them, so auto keeps the object store
+    shared = {"generator": {"num_gpus": 0.5}, "cluster": {"num_learner_gpus": 0.5}}
+    assert parse_config(shared).transfer_backend is None
+    with pytest.raises(ConfigError, match="two ranks on one GPU"):
+        parse_config({**shared, "generator": {"num_gpus": 0.5, "weight_transfer": "nccl"}})
+    with pytest.raises(ConfigError, match="set generator.num_gpus to 1"):
+        parse_config({"generator": {"tensor_parallel_size": 2}})
+    assert parse_config({"generator": {"tensor_parallel_size": 2, "num_gpus": 1}}).generator.tensor_parallel_size == 2

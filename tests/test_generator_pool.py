@@ -116,6 +116,8 @@ def test_autoscaling_policy_and_control() -> None:
     assert [desired_generators(d, policy) for d in (0, 1, 1000, 1001, 2500, 10**6)] == [1, 1, 1, 2, 3, 4]
     assert generator_bundles(3, 0, 1, {"generator_node": 1}) == [{"GPU": 1, "generator_node": 1}] * 3
     assert generator_bundles(2, 0, 0, {}) == []  # nothing to ask the autoscaler for
+    # a tensor-parallel generator asks for its placement group: one GPU per rank (vLLM takes no more per bundle)
+    assert generator_bundles(2, 1, 1, {"generator_node": 1}, ranks=2) == [{"GPU": 1, "CPU": 1, "generator_node": 1}] * 4
     control = RunControl()
     assert control.take() is None and control.set_generators(3) == 3 and control.take() == 3 and control.take() is None
     with pytest.raises(ValueError, match="at least one"):

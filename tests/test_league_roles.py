@@ -1,6 +1,8 @@
 """League roles on real Ray + vLLM: a main agent, a main exploiter and a league exploiter learn at
 once, each plays whom its role says, snapshots join by the role's rule, and the main exploiter
-starts over from the starting policy after each of its snapshots; a resumed run goes on with all three."""
+starts over from the starting policy after each of its snapshots; a resumed run goes on with all three.
+Every learning agent's weights go to its generator over vLLM's weight-transfer engine (gloo): a
+reset exploiter answering exactly as v0 did shows the transfer delivers the weights bit for bit."""
 from pathlib import Path
 
 from cluster.cli import main
@@ -19,6 +21,7 @@ def test_alphastar_roles_play_snapshot_and_reset(ray_cluster, tmp_path: Path) ->
             run_dir,
             self_play={"iterations": 4, "games_per_iteration": 96, "save_every": 2},
             league={"matchmaking": "alphastar", "roles": {"min_iterations": 1, "max_iterations": 2, "games_per_iteration": 64}},
+            generator={"weight_transfer": "gloo"},
         )
     )
     summary = run_self_play(config, show_progress=False)

@@ -1,0 +1,110 @@
+"""Weights over vLLM's weight-transfer engine (the GPU path's code, on CPU with the gloo backend):
+the learner broadcasts to a pool's generators, which then answer exactly as generators that
+loaded the same weights through the object store; the group is re-opened when the pool grows
+or loses a generator; a transfer that cannot finish in time fails loudly. A tensor-parallel
+generator reserves a placement group of one-GPU bundles and releases it when stopped."""
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import ray
+import torch
+
+from actors.actor import generator_actor, stop_generator
+from actors.generator import GREEDY, EngineSpec, GeneratorError
+from actors.pool import GeneratorPool
+from learner.learner import DPOSettings, Learner
+from learner.weight_transfer import WeightTransferError
+
+PROMPTS = [f"{a}+{b}=" for a in range(10) for b in range(2)] + ["hello ", "abc"]
+PAIRS = pa.table({"prompt": PROMPTS[:4] * 4, "chosen": ["12", "34", "56", "78"] * 4, "rejected": ["9", "8", "7", "6"] * 4})
+
+
+def _answers(pool: GeneratorPool) -> list[list[str]]:
+    return [ray.get(a.generate.remote(PROMPTS, GREEDY)) for a in pool.active]
+
+
+def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tiny_model: Path) -> None:
+    spec = EngineSpec(str(tiny_model), dtype="float32", weight_transfer="gloo")
+    serial = iter(range(100))
+    pool = GeneratorPool(lambda _: generator_actor(f"test-transfer-{next(serial)}", spec, "current", 0), size=2,
+                         sync_timeout_s=120, transfer="gloo")
+    reference = generator_actor("test-transfer-reference", EngineSpec(str(tiny_model), dtype="float32"), "current", 0)
+    learner = ray.remote(Learner).options(num_cpus=0).remote(str(tiny_model), DPOSettings(learning_rate=5e-2, batch_size=4))
+    before = _answers(pool)[0]
+
+    def trained_and_expected() -> list[str]:
+        """One more DPO step; the answers of a generator that loaded its weights through the object store."""
+        ray.get(learner.train.remote(PAIRS))
+        ray.get(reference.load_weights.remote(learner.publish.remote()))
+        return ray.get(reference.generate.remote(PROMPTS, GREEDY))
+
+    with pytest.raises(WeightTransferError, match="no weight-transfer group"):
+        ray.get(learner.send_weights.remote())
+    expected = trained_and_expected()
+    assert expected != before
+    assert pool.sync_from(learner) == 1 and pool.version == 1
+    assert _answers(pool) == [expected] * 2  # bit for bit what the object store delivers
+    assert [ray.get(a.serving.remote()) for a in pool.active] == [("current", 1)] * 2
+    first_group = list(pool.group)
+
+    pool.resize(3)  # the newcomer takes the learner's weights once, then the group is opened again with it
+    assert ray.get(pool.active[2].serving.remote()) == ("current", 1) and _answers(pool)[2] == expected
+    expected = trained_and_expected()
+    assert pool.sync_from(learner, "current") == 2
+    assert pool.group == pool.active and pool.group[:2] == first_group
+    assert _answers(pool) == [expected] * 3
+
+    dead = pool.active[1]
+    ray.kill(dead)  # dies between syncs: replaced before the group is opened, so the transfer still goes through
+    expected = trained_and_expected()
+    assert pool.sync_from(learner) == 3
+    assert pool.replaced == 1 and dead not in pool.group and len(pool.group) == 3
+    assert _answers(pool) == [expected] * 3
+
+    pool.sync_timeout_s = 1e-4  # a transfer that cannot finish in time fails the sync loudly
+    with pytest.raises(GeneratorError, match="did not finish within"):
+        pool.sync_from(learner)
+    pool.stop()
+    ray.kill(reference)
+    ray.kill(learner)
+
+
+def test_tensor_parallel_generator_reserves_and_releases_its_placement_group(ray_cluster, tiny_model: Path) -> None:
+    """vLLM's CPU backend cannot run tensor parallelism, and this machine has no GPU: the group
+    stays pending, which is enough to see what it asks for and that stopping the generator frees it."""
+
+    def groups() -> list[dict]:
+        return [g for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+
+    assert not groups()
+    spec = EngineSpec(str(tiny_model), dtype="float32", tensor_parallel_size=2)
+    actor = generator_actor("test-tensor-parallel", spec, "current", 0, num_cpus=1, num_gpus=1, resources={"generator_node": 1})
+    (group,) = groups()
+    assert group["strategy"] == "PACK" and group["state"] == "PENDING"
+    assert list(group["bundles"].values()) == [{"GPU": 1.0, "CPU": 1.0, "generator_node": 1.0}] * 2
+    stop_generator(actor)
+    assert not groups()
+
+
+@pytest.mark.parametrize("limit", [0, 100, 1000, 10**9])
+def test_engines_cut_the_same_buffers_the_learner_packs(limit: int) -> None:
+    """The engine knows only names, shapes and dtypes; its buffers must match the learner's
+    byte for byte, or every tensor after the first mismatch lands in the wrong place."""
+    from vllm.distributed.weight_transfer.packed_tensor import pack_tensors
+
+    from actors.gloo_transfer import buffers, unpack
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [[int(d) for d in torch.randint(1, 9, (int(torch.randint(1, 4, (1,), generator=gen)),), generator=gen)] for _ in range(30)]
+    dtypes = [(torch.float32, torch.bfloat16, torch.int64)[i % 3] for i in range(30)]
+    tensors = [(f"w{i}", torch.randn(s, generator=gen).to(d)) for i, (s, d) in enumerate(zip(shapes, dtypes))]
+    sent, pairs = [], iter(tensors)
+    while (chunk := pack_tensors(pairs, lambda item: item[1], limit)) is not None:
+        sent.append((chunk.names, chunk.tensor_sizes, chunk.packed_tensor))
+    cut = list(buffers([(n, list(t.shape), t.dtype) for n, t in tensors], limit))
+    assert [(names, sizes) for names, _, _, sizes in cut] == [(names, sizes) for names, sizes, _ in sent]
+    assert (len(sent) == len(tensors)) == (limit < 100)  # one tensor per buffer only when the limit is tiny
+    received = [pair for (names, shapes, dtypes, sizes), (_, _, packed) in zip(cut, sent)
+                for pair in unpack(packed, names, shapes, dtypes, sizes)]
+    assert all(n == m and torch.equal(a, b) for (n, a), (m, b) in zip(received, tensors, strict=True))
