@@ -1,8 +1,10 @@
 """The generator as a Ray actor: a thin host around `actors.generator.Generator`.
 
 A generator with tensor parallelism > 1 is started inside a placement group of one-GPU
-bundles, one per rank, with child tasks captured: vLLM's Ray executor then puts its workers
-into that group. The group belongs to the generator: `stop_generator` removes both.
+bundles, one per rank, all on one node (STRICT_PACK: tensor parallelism across nodes would
+send every layer's all-reduce over the network), with child tasks captured: vLLM's Ray
+executor then puts its workers into that group. The group belongs to the generator:
+`stop_generator` removes both.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ _PLACEMENTS: dict[Any, PlacementGroup] = {}  # actor id -> the placement group o
 
 
 def tensor_parallel_bundles(ranks: int, num_cpus: float, resources: dict[str, float]) -> list[dict[str, float]]:
-    """One bundle per tensor-parallel rank: a GPU (vLLM takes at most one per bundle), the CPUs
-    and the custom resources asked for per generator."""
-    bundle = {"GPU": 1.0, **({"CPU": num_cpus} if num_cpus else {}), **resources}
-    return [dict(bundle) for _ in range(ranks)]
+    """One bundle per tensor-parallel rank, each a GPU (vLLM takes at most one per bundle); the
+    CPUs and custom resources asked for per generator go in the first (the group is on one
+    node, so a per-node marker such as `generator_node: 1` is asked for once, not per rank)."""
+    first = {"GPU": 1.0, **({"CPU": num_cpus} if num_cpus else {}), **resources}
+    return [first] + [{"GPU": 1.0} for _ in range(ranks - 1)]
 
 
 def generator_actor(
@@ -36,7 +39,7 @@ def generator_actor(
     options: dict[str, Any] = dict(name=name, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources or {})
     group = None
     if spec.tensor_parallel_size > 1:
-        group = placement_group(tensor_parallel_bundles(spec.tensor_parallel_size, num_cpus, resources or {}), strategy="PACK")
+        group = placement_group(tensor_parallel_bundles(spec.tensor_parallel_size, num_cpus, resources or {}), strategy="STRICT_PACK")
         # the actor itself holds nothing: its vLLM workers take the bundles
         options.update(num_cpus=0, num_gpus=0, resources={}, scheduling_strategy=PlacementGroupSchedulingStrategy(
             group, placement_group_capture_child_tasks=True))

@@ -36,6 +36,7 @@ class EngineSpec:
     seed: int = 0
     weight_transfer: str | None = None  # a vLLM weight-transfer backend (nccl, gloo) the learner sends over; None: object store
     tensor_parallel_size: int = 1  # > 1: vLLM's Ray executor, in the placement group the actor was started in
+    gpu_memory_utilization: float = 0.9  # vLLM's share of the GPU (less when the generator has part of one)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Generator:
             worker_extension_cls=WEIGHT_RECEIVER,
             weight_transfer_config=_transfer_config(spec.weight_transfer),
             tensor_parallel_size=spec.tensor_parallel_size,
+            gpu_memory_utilization=spec.gpu_memory_utilization,
             distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
         )
         self.policy = policy
@@ -116,6 +118,11 @@ class Generator:
         return self.version
 
     # vLLM's weight-transfer engine (learner/weight_transfer.py drives these through GeneratorsClient)
+    def transfer_setup(self) -> tuple[str | None, int, str]:
+        """What a transfer group must agree on: the backend this engine was started with, its
+        ranks (tensor-parallel workers) and the dtype it serves in."""
+        return self.spec.weight_transfer, self.spec.tensor_parallel_size, self.spec.dtype
+
     def init_weight_transfer_engine(self, init_info: dict) -> None:
         self.llm.init_weight_transfer_engine({"init_info": init_info})
 

@@ -61,8 +61,8 @@ class GlooGroup:
 
 @dataclass(kw_only=True)
 class GlooWeightTransferInitInfo(NCCLWeightTransferInitInfo):
-    """NCCL's worker init info (address, port, rank offset, world size; `packed` is ignored),
-    and how long a broadcast may wait for its peers before it fails."""
+    """NCCL's worker init info (address, port, rank offset, world size, the packing the trainer
+    chose), and how long the rendezvous and each broadcast may wait for the peers before failing."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
 
@@ -112,11 +112,13 @@ def buffers(meta: list[tuple[str, list[int], torch.dtype]], limit: int) -> Itera
     """The receiving side of `pack_tensors`: the same buffers, cut from the metadata alone (a
     buffer closes once it holds more than `limit` bytes). Yields names, shapes, dtypes, byte sizes."""
     chunk: list[tuple[str, list[int], torch.dtype, int]] = []
+    total = 0
     for name, shape, dtype in meta:
         chunk.append((name, list(shape), dtype, math.prod(shape) * dtype.itemsize))
-        if sum(c[3] for c in chunk) > limit:
+        total += chunk[-1][3]
+        if total > limit:
             yield tuple(map(list, zip(*chunk)))  # type: ignore[misc]
-            chunk = []
+            chunk, total = [], 0
     if chunk:
         yield tuple(map(list, zip(*chunk)))  # type: ignore[misc]
 
@@ -135,7 +137,9 @@ class GlooTrainerWeightTransferEngine(NCCLTrainerWeightTransferEngine):
 
     @classmethod
     def trainer_init(cls, init_info: GlooTrainerInitInfo, *, client: Any, source: Any = None) -> "GlooTrainerWeightTransferEngine":
-        from concurrent.futures import ThreadPoolExecutor
+        """As vLLM's, except that a generator failing to join fails the rendezvous at once,
+        instead of after the trainer's side has waited out its deadline."""
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         if source is None:
             raise ValueError("gloo trainer weight transfer requires a WeightSource")
@@ -146,12 +150,15 @@ class GlooTrainerWeightTransferEngine(NCCLTrainerWeightTransferEngine):
             world_size=init_info.world_size, packed=init_info.packed, packed_buffer_size_bytes=init_info.packed_buffer_size_bytes,
             timeout_s=init_info.timeout_s,
         )
-        with ThreadPoolExecutor(max_workers=1) as exe:
-            future = exe.submit(client.init_weight_transfer_engine, worker_init_payload(worker))
-            engine.model_update_group = GlooGroup(  # type: ignore[assignment]
-                init_info.master_address, init_info.master_port, 0, init_info.world_size, init_info.timeout_s
-            )
+        exe = ThreadPoolExecutor(max_workers=2)
+        joined = exe.submit(client.init_weight_transfer_engine, worker_init_payload(worker))
+        opened = exe.submit(GlooGroup, init_info.master_address, init_info.master_port, 0, init_info.world_size, init_info.timeout_s)
+        done, _ = wait([joined, opened], return_when=FIRST_EXCEPTION)
+        exe.shutdown(wait=False)  # a side still waiting gives up at its own deadline
+        for future in done:
             future.result()
+        engine.model_update_group = opened.result()  # type: ignore[assignment]
+        joined.result()
         return engine
 
     def _broadcast(self, source: Any, meta: list) -> None:

@@ -149,6 +149,7 @@ class GeneratorPool:
                 "the cluster may lack the resources it asks for"
             ) from None
         except RayActorError as err:
+            stop_generator(actor)  # releases what it held (a tensor-parallel placement group)
             self.errors.append(f"a new generator died while starting: {str(err).strip().splitlines()[0][:300]}")
             print(f"generator pool: {self.errors[-1]}", flush=True)
             return False
@@ -160,7 +161,7 @@ class GeneratorPool:
             return self.load_weights(learner.publish.remote(), policy)
         self.learner, self.policy = learner, policy
         start = time.perf_counter()
-        for actor in [a for a in self.active if _dead(a)]:  # died since its last request: not into the group
+        for actor in _dead_among(self.active):  # died since its last request: not into the group
             self._replace(actor)
         if [id(a) for a in self.group] != [id(a) for a in self.active]:
             self._wait(learner.open_transfer.remote(self.transfer, self.active, self.ranks_per_generator, self.sync_timeout_s),
@@ -171,12 +172,16 @@ class GeneratorPool:
         return self.version
 
     def _wait(self, ref: Any, what: str) -> Any:
-        """A learner call of the transfer, within the sync deadline. A generator lost in the
-        middle of a transfer leaves the others inside it, so it fails the sync (resume goes on)."""
+        """A learner call of the transfer. Each of its steps (at most three in one call) has the
+        `sync_timeout_s` deadline and says which step failed; waiting three times that here lets
+        that message through, and still fails the sync where no step deadline reaches (a peer
+        stuck inside an NCCL collective). A generator lost in the middle of a transfer leaves the
+        others inside it, so it fails the sync (resume goes on)."""
+        deadline = 3 * self.sync_timeout_s
         try:
-            return ray.get(ref, timeout=self.sync_timeout_s)
+            return ray.get(ref, timeout=deadline)
         except GetTimeoutError:
-            raise GeneratorError(f"{what} to {len(self.active)} generator(s) did not finish within {self.sync_timeout_s:g} s") from None
+            raise GeneratorError(f"{what} to {len(self.active)} generator(s) did not finish within {deadline:g} s") from None
         except (RayActorError, RayTaskError) as err:
             self.group = []
             raise GeneratorError(f"{what} failed: {str(err).strip().splitlines()[-1][:300]}") from None
@@ -307,8 +312,16 @@ class GeneratorPool:
 
 def _dead(actor: Any) -> bool:
     """Whether an actor is gone for good (its answer to a ping is an actor error)."""
-    try:
-        ray.get(actor.serving.remote(), timeout=30)
-        return False
-    except (RayActorError, GetTimeoutError):
-        return True
+    return bool(_dead_among([actor]))
+
+
+def _dead_among(actors: list[Any]) -> list[Any]:
+    """The actors that do not answer a ping (all pinged at once)."""
+    pings = [a.serving.remote() for a in actors]
+    dead = []
+    for actor, ping in zip(actors, pings):
+        try:
+            ray.get(ping, timeout=30)
+        except (RayActorError, GetTimeoutError):
+            dead.append(actor)
+    return dead

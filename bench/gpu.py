@@ -29,10 +29,12 @@ from actors.generator import EngineSpec, Sampling  # noqa: E402
 from actors.pool import GeneratorPool  # noqa: E402
 from bench.timing import best_seconds  # noqa: E402
 from cluster.run import WORKER_ENV  # noqa: E402
-from learner.learner import DPOSettings, Learner  # noqa: E402
+from learner.actor import learner_actor  # noqa: E402
+from learner.learner import DPOSettings  # noqa: E402
 from learner.tiny_model import HALF_BILLION, build_tiny_model  # noqa: E402
 
 KV_CACHE = 4 * 2**30
+SHARE = 0.4  # vLLM's share of a GPU's memory: one phase's engine may still be letting go of its memory as the next starts
 
 
 def parameter_count(path: Path) -> int:
@@ -49,10 +51,10 @@ def parameter_count(path: Path) -> int:
 
 
 def sync_seconds(path: Path, transfer: str | None, gpus: float, repeats: int) -> float:
-    spec = EngineSpec(str(path), "bfloat16", 512, KV_CACHE, 0, transfer)
+    spec = EngineSpec(str(path), "bfloat16", 512, KV_CACHE, 0, transfer, gpu_memory_utilization=SHARE * min(gpus, 1.0))
     pool = GeneratorPool(lambda n: generator_actor(f"bench-gpu-{transfer}-{n}", spec, "current", 0, num_gpus=gpus),
                          1, transfer=transfer)
-    learner = ray.remote(Learner).options(num_gpus=gpus).remote(str(path), DPOSettings())
+    learner = learner_actor(f"bench-gpu-learner-{transfer}", path, DPOSettings(), 0, num_gpus=gpus)
     seconds = best_seconds(lambda: pool.sync_from(learner), repeats)
     pool.stop()
     ray.kill(learner)
@@ -63,7 +65,8 @@ def sync_seconds(path: Path, transfer: str | None, gpus: float, repeats: int) ->
 def plain_vllm(path: str, prompts: list[str], tokens: int) -> tuple[float, int]:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=path, dtype="bfloat16", max_model_len=512, kv_cache_memory_bytes=KV_CACHE, enforce_eager=True, seed=0)
+    llm = LLM(model=path, dtype="bfloat16", max_model_len=512, kv_cache_memory_bytes=KV_CACHE, enforce_eager=True, seed=0,
+              gpu_memory_utilization=SHARE)
     params = [SamplingParams(temperature=1.0, max_tokens=tokens, seed=i) for i in range(len(prompts))]
     llm.generate(prompts[:8], params[:8], use_tqdm=False)  # warm-up
     start = time.perf_counter()
@@ -73,7 +76,8 @@ def plain_vllm(path: str, prompts: list[str], tokens: int) -> tuple[float, int]:
 
 
 def actor_tokens(path: Path, prompts: list[str], tokens: int) -> tuple[float, int]:
-    generator = generator_actor("bench-gpu-tokens", EngineSpec(str(path), "bfloat16", 512, KV_CACHE, 0), "current", 0, num_gpus=1)
+    generator = generator_actor("bench-gpu-tokens", EngineSpec(str(path), "bfloat16", 512, KV_CACHE, 0, gpu_memory_utilization=SHARE),
+                                "current", 0, num_gpus=1)
     sampling = Sampling(1.0, 1.0, tokens)
     ray.get(generator.generate_tokens.remote(prompts[:8], sampling, list(range(8))))  # warm-up
     start = time.perf_counter()

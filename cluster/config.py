@@ -134,6 +134,12 @@ class GeneratorConfig(_Section):
         1, ge=1, description="GPUs each generator shards its model over, reserved as a placement group of one-GPU bundles"
     )
 
+    @property
+    def gpu_memory_utilization(self) -> float:
+        """vLLM's share of a GPU's memory per generator: 0.9, or 0.9 of the generator's share of one
+        GPU (vLLM refuses to start unless that much is free, and a learner may hold the rest)."""
+        return 0.9 * self.num_gpus if 0 < self.num_gpus < 1 else 0.9
+
 
 class PrincipleConfig(_Section):
     """One principle of a constitution: adherence from a registered rule (judge/constitution.py),
@@ -468,6 +474,11 @@ def _check_gpu_path(g: GeneratorConfig, cluster: ClusterConfig) -> None:
         raise ValueError(
             f"generator.tensor_parallel_size {g.tensor_parallel_size} shards each generator over that many GPUs, one "
             "per rank: set generator.num_gpus to 1 (vLLM's CPU backend has no tensor parallelism across Ray workers)"
+        )
+    if g.tensor_parallel_size > 1 and g.weight_transfer == "gloo":
+        raise ValueError(
+            "generator.weight_transfer gloo is the transfer's CPU path, registered in the generator's own process; "
+            "vLLM's tensor-parallel workers are processes of their own: use nccl (or auto) with tensor_parallel_size > 1"
         )
 
 

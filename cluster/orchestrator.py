@@ -128,7 +128,7 @@ class Orchestrator:
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         spec = EngineSpec(str(path), cfg.model.dtype, cfg.model.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
-                          transfer, g.tensor_parallel_size)
+                          transfer, g.tensor_parallel_size, g.gpu_memory_utilization)
 
         def start(serial: int) -> Any:
             return generator_actor(
@@ -181,8 +181,9 @@ class Orchestrator:
         pool = "judge" if self._pools == 1 else f"judge{self._pools}"
         spec = judge_spec(judge)
         if judge.kind == "pairwise_llm" and getattr(self, "judge_llm", None) is None:
-            engine = EngineSpec(str(judge.llm), self.config.model.dtype, judge.llm_max_model_len, self.config.generator.kv_cache_bytes, self.config.seed)
             g = self.config.generator
+            engine = EngineSpec(str(judge.llm), self.config.model.dtype, judge.llm_max_model_len, g.kv_cache_bytes, self.config.seed,
+                                gpu_memory_utilization=g.gpu_memory_utilization)
             self.judge_llm = generator_actor(self.actor_name("judge-llm"), engine, "judge", 0, num_cpus=g.num_cpus, num_gpus=g.num_gpus)
         if judge.kind == "pairwise_llm":
             spec = replace(spec, llm=self.judge_llm, llm_sampling=Sampling(0.0, 1.0, judge.llm_max_new_tokens))

@@ -16,5 +16,5 @@ def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int,
         ray.remote(Learner)
         .options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy,
                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
-        .remote(str(model_path), settings, seed)
+        .remote(str(model_path), settings, seed, "cuda" if num_gpus > 0 else "cpu")
     )

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,6 @@ from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
 from learner.mixing import PREFERENCE_COLUMNS, count_source, load_preferences, mix_preferences
 from learner.sequences import encode_pairs, on_device, token_logps
-from learner.weight_transfer import WeightSender, WeightTransferError
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class WeightUpdate:
 
 
 class Learner:
-    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0) -> None:
+    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0, device: str = "cpu") -> None:
         # Ray pins OMP_NUM_THREADS to an actor's CPU reservation (1 for none); the learner runs
         # while the generators wait, so it takes every core this process may use.
         torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -52,8 +52,9 @@ class Learner:
         self.settings = dpo
         self.rng = np.random.default_rng(seed)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        # on a GPU when the actor has one (the nccl weight transfer sends from there)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # "cuda" only when Ray gave the actor a GPU: Ray 2.60 no longer hides a node's GPUs from
+        # an actor that asked for none, and those GPUs belong to the generators
+        self.device = torch.device(device)
         self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device)
         self.policy.train()
         self.reference = self._frozen_copy()
@@ -64,7 +65,7 @@ class Learner:
         self._external_ratio = 0.0
         self.version = 0
         self.iterations = 0
-        self._sender: WeightSender | None = None
+        self._sender: Any = None  # a learner.weight_transfer.WeightSender while a transfer group is open
 
     def _dpo_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
@@ -203,6 +204,8 @@ class Learner:
     def open_transfer(self, backend: str, generators: list, ranks_per_generator: int, timeout_s: float) -> None:
         """A vLLM weight-transfer group (`nccl` on GPUs, `gloo` on CPU) from this learner to
         `generators` (actor handles), replacing any group opened before."""
+        from learner.weight_transfer import WeightSender  # vLLM's transfer engine: loaded only by a learner that uses it
+
         self.close_transfer()
         self._sender = WeightSender(backend, self.policy, generators, ranks_per_generator, timeout_s)
 
@@ -210,6 +213,8 @@ class Learner:
         """The current weights to every generator of the open group, served as this version of
         `policy`; returns the version."""
         if self._sender is None:
+            from learner.weight_transfer import WeightTransferError
+
             raise WeightTransferError("no weight-transfer group is open; call open_transfer first")
         self._sender.send(policy, self.version)
         return self.version

@@ -4,8 +4,14 @@ On GPUs (backend `nccl`) the learner broadcasts its parameters over NCCL to ever
 current-policy generator at once, instead of copying them through Ray's object store; on CPU
 the `gloo` backend (actors/gloo_transfer.py) runs the same handshake over TCP. vLLM's trainer
 engine drives the protocol (rendezvous, start / update / finish on every engine, metadata
-checked against what is sent); `GeneratorsClient` is how it reaches our generator actors, with a
-deadline on every call so a stuck peer fails the sync instead of hanging it.
+checked against what is sent); `GeneratorsClient` is how it reaches our generator actors: every
+call has a deadline, and the first generator to fail fails the step with its own error.
+
+Before a group opens, every generator says how it was started (backend, tensor-parallel ranks,
+dtype): a mismatch is an error naming it, not a rendezvous that waits for ranks that never come.
+Parameters travel in the generators' dtype (bf16 engines get bf16, half the bytes of the
+learner's fp32). NCCL's rendezvous store has vLLM's own 300 s deadline and an NCCL broadcast
+none: a peer stuck inside one is caught by the pool's deadline on the whole call.
 
 The group is fixed to the generators it was opened with: the pool re-opens it when its
 generators change (`actors.pool.GeneratorPool`).
@@ -13,11 +19,14 @@ generators change (`actors.pool.GeneratorPool`).
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError
+from vllm.distributed.weight_transfer.base import ModuleSource, ParamMeta, materialize_full_tensor
+from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
 
 BACKENDS = ("nccl", "gloo")
 
@@ -38,13 +47,33 @@ class GeneratorsClient:
         self.generators, self.stride, self.timeout_s = list(generators), ranks_per_generator, timeout_s
         self.serving: tuple[str, int] = ("current", 0)
 
-    def _wait(self, refs: list[Any], step: str) -> None:
-        try:
-            ray.get(refs, timeout=self.timeout_s)
-        except GetTimeoutError:
-            raise WeightTransferError(
-                f"weight transfer: {step} on {len(refs)} generator(s) did not finish within {self.timeout_s:g} s"
-            ) from None
+    def _wait(self, refs: list[Any], step: str) -> list[Any]:
+        """Every generator's answer, in order; the first error raised as it comes (the others'
+        calls are not waited for), or a `WeightTransferError` at the deadline."""
+        deadline, pending = time.monotonic() + self.timeout_s, list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise WeightTransferError(
+                    f"weight transfer: {step} on {len(refs)} generator(s) did not finish within {self.timeout_s:g} s"
+                )
+            ray.get(ready)
+        return ray.get(refs)
+
+    def check_setup(self, backend: str) -> str:
+        """Every generator started for this transfer (backend, ranks) and serving one dtype; returns it."""
+        setups = self._wait([g.transfer_setup.remote() for g in self.generators], "reporting their setup")
+        for i, (theirs, ranks, dtype) in enumerate(setups):
+            if theirs != backend or ranks != self.stride:
+                raise WeightTransferError(
+                    f"generator {i} of the group was started with weight_transfer={theirs!r} and tensor_parallel_size={ranks}, "
+                    f"but the group is {backend!r} with {self.stride} rank(s) per generator: start every generator with "
+                    f"EngineSpec(weight_transfer={backend!r}, tensor_parallel_size={self.stride})"
+                )
+        dtypes = {dtype for _, _, dtype in setups}
+        if len(dtypes) > 1:
+            raise WeightTransferError(f"the generators of one group serve in different dtypes {sorted(dtypes)}; give them one")
+        return dtypes.pop()
 
     def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
         offset = init_info["rank_offset"]
@@ -65,13 +94,10 @@ class GeneratorsClient:
         self._wait([g.finish_weight_update.remote(policy, version) for g in self.generators], "finish_weight_update")
 
     def shutdown(self) -> None:
-        """Release the group on every generator still alive (a dead one has nothing to release)."""
+        """Release the group on every generator still alive (a dead one has nothing to release,
+        and a stuck one is dropped from the group either way)."""
         refs = [g.shutdown_weight_transfer_engine.remote() for g in self.generators]
-        for ref in refs:
-            try:
-                ray.get(ref, timeout=self.timeout_s)
-            except Exception:  # noqa: BLE001 - a dead or stuck generator is dropped from the group either way
-                continue
+        ray.wait(refs, num_returns=len(refs), timeout=self.timeout_s)
 
 
 def free_port(host: str) -> int:
@@ -87,9 +113,6 @@ class WeightSender:
 
     def __init__(self, backend: str, module: torch.nn.Module, generators: list[Any], ranks_per_generator: int,
                  timeout_s: float) -> None:
-        from vllm.distributed.weight_transfer.base import ModuleSource
-        from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
-
         if backend not in BACKENDS:
             raise WeightTransferError(f"unknown weight-transfer backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "nccl" and not torch.cuda.is_available():
@@ -97,8 +120,10 @@ class WeightSender:
         host = ray.util.get_node_ip_address()
         world = 1 + len(generators) * ranks_per_generator
         self.client = GeneratorsClient(generators, ranks_per_generator, timeout_s)
+        wire = getattr(torch, self.client.check_setup(backend), None)
+        source = CastSource(module, wire) if isinstance(wire, torch.dtype) and wire != torch.float32 else ModuleSource(module)
         info = _trainer_info(backend, host, free_port(host), world, timeout_s)
-        self.engine = WeightTransferTrainerFactory.trainer_init(info, client=self.client, source=ModuleSource(module))
+        self.engine = WeightTransferTrainerFactory.trainer_init(info, client=self.client, source=source)
 
     def send(self, policy: str, version: int) -> None:
         self.client.serving = (policy, version)
@@ -107,6 +132,22 @@ class WeightSender:
     def close(self) -> None:
         self.engine.shutdown()
         self.client.shutdown()
+
+
+class CastSource(ModuleSource):
+    """vLLM's `ModuleSource`, floating-point parameters sent in the engines' dtype."""
+
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
+        super().__init__(module)
+        self.dtype = dtype
+
+    def metadata(self) -> list[ParamMeta]:
+        return [ParamMeta(m.name, self.dtype if m.dtype.is_floating_point else m.dtype, m.shape) for m in super().metadata()]
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, param in self._module.named_parameters():
+            tensor = materialize_full_tensor(param)
+            yield name, tensor.to(self.dtype) if tensor.is_floating_point() else tensor
 
 
 def _trainer_info(backend: str, host: str, port: int, world: int, timeout_s: float) -> Any:

@@ -126,3 +126,8 @@ def test_weight_transfer_follows_the_hardware_and_the_gpu_path_is_checked() -> N
     with pytest.raises(ConfigError, match="set generator.num_gpus to 1"):
         parse_config({"generator": {"tensor_parallel_size": 2}})
     assert parse_config({"generator": {"tensor_parallel_size": 2, "num_gpus": 1}}).generator.tensor_parallel_size == 2
+    with pytest.raises(ConfigError, match="use nccl"):
+        parse_config({"generator": {"tensor_parallel_size": 2, "num_gpus": 1, "weight_transfer": "gloo"}})
+    # a generator on part of a GPU asks vLLM for that part of its memory
+    assert parse_config(shared).generator.gpu_memory_utilization == 0.45
+    assert parse_config(gpus).generator.gpu_memory_utilization == parse_config({}).generator.gpu_memory_utilization == 0.9

@@ -117,7 +117,7 @@ def test_autoscaling_policy_and_control() -> None:
     assert generator_bundles(3, 0, 1, {"generator_node": 1}) == [{"GPU": 1, "generator_node": 1}] * 3
     assert generator_bundles(2, 0, 0, {}) == []  # nothing to ask the autoscaler for
     # a tensor-parallel generator asks for its placement group: one GPU per rank (vLLM takes no more per bundle)
-    assert generator_bundles(2, 1, 1, {"generator_node": 1}, ranks=2) == [{"GPU": 1, "CPU": 1, "generator_node": 1}] * 4
+    assert generator_bundles(2, 1, 1, {"generator_node": 1}, ranks=2) == [{"GPU": 1, "CPU": 1, "generator_node": 1}, {"GPU": 1}] * 2
     control = RunControl()
     assert control.take() is None and control.set_generators(3) == 3 and control.take() == 3 and control.take() is None
     with pytest.raises(ValueError, match="at least one"):

@@ -10,10 +10,11 @@ import pytest
 import ray
 import torch
 
-from actors.actor import generator_actor, stop_generator
+from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec
 from actors.pool import GeneratorPool
-from learner.learner import DPOSettings, Learner
+from learner.actor import learner_actor
+from learner.learner import DPOSettings
 from learner.tiny_model import HALF_BILLION, build_tiny_model
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -31,48 +32,54 @@ def half_billion(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _synced_pool(model: Path, ranks: int) -> tuple[GeneratorPool, object]:
     """A learner on its own GPU and a pool of one generator taking its weights over nccl."""
-    spec = EngineSpec(str(model), dtype="bfloat16", max_model_len=128, weight_transfer="nccl", tensor_parallel_size=ranks)
+    spec = EngineSpec(str(model), dtype="bfloat16", max_model_len=128, weight_transfer="nccl", tensor_parallel_size=ranks,
+                      gpu_memory_utilization=0.5)  # the previous test's engine may still be letting go of its GPU
     pool = GeneratorPool(lambda n: generator_actor(f"gpu-generator-{ranks}-{n}", spec, "current", 0, num_gpus=1),
-                         size=1, sync_timeout_s=300, transfer="nccl", ranks_per_generator=ranks)
-    learner = ray.remote(Learner).options(num_gpus=1).remote(str(model), DPOSettings(learning_rate=1e-3, batch_size=8))
+                         size=1, sync_timeout_s=300, start_timeout_s=300, transfer="nccl", ranks_per_generator=ranks)
+    learner = learner_actor(f"gpu-learner-{ranks}", model, DPOSettings(learning_rate=1e-2, batch_size=8), 0, num_gpus=1)
     return pool, learner
 
 
 def _check_nccl_equals_object_store(pool: GeneratorPool, learner: object) -> None:
     """Train, send over nccl; then reload the same weights through the object store: the
-    engine's weights do not change by a single bit, and neither do its greedy answers."""
+    engine's weights do not change by a single bit, and neither do its greedy tokens."""
     import pyarrow as pa
 
     generator = pool.active[0]
-    before = ray.get(generator.generate.remote(PROMPTS, GREEDY))
+    start = ray.get(generator.weights_checksum.remote())
     pairs = pa.table({"prompt": PROMPTS[:8], "chosen": ["12"] * 8, "rejected": ["9"] * 8})
     ray.get(learner.train.remote(pairs))
     assert pool.sync_from(learner) == 1
     over_nccl = ray.get(generator.weights_checksum.remote())
-    answers = ray.get(generator.generate.remote(PROMPTS, GREEDY))
+    assert over_nccl != start  # new weights arrived
+    tokens = ray.get(generator.generate_tokens.remote(PROMPTS, GREEDY))
     ray.get(generator.load_weights.remote(learner.publish.remote()))
     assert ray.get(generator.weights_checksum.remote()) == over_nccl
-    assert ray.get(generator.generate.remote(PROMPTS, GREEDY)) == answers
-    assert answers != before
-    print(f"\nnccl weight sync of a {HALF_BILLION['num_layers']}-layer 0.5B model: {pool.last_sync_seconds:.3f} s")
+    assert ray.get(generator.generate_tokens.remote(PROMPTS, GREEDY)) == tokens
+    print(f"\nnccl weight sync of the 0.5B model, {pool.ranks_per_generator} rank(s): {pool.last_sync_seconds:.3f} s")
 
 
 @needs_gpus(2)
 def test_nccl_transfer_delivers_the_learners_weights(ray_cluster, half_billion: Path) -> None:
     pool, learner = _synced_pool(half_billion, ranks=1)
-    _check_nccl_equals_object_store(pool, learner)
-    pool.stop()
-    ray.kill(learner)
+    try:
+        _check_nccl_equals_object_store(pool, learner)
+    finally:
+        pool.stop()
+        ray.kill(learner)
 
 
 @needs_gpus(3)
 def test_tensor_parallel_generator_in_its_placement_group(ray_cluster, half_billion: Path) -> None:
+    def tensor_parallel_groups() -> list:
+        return [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED" and len(g["bundles"]) == 2]
+
     pool, learner = _synced_pool(half_billion, ranks=2)
-    _check_nccl_equals_object_store(pool, learner)
-    generator = pool.active[0]
-    groups = [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED"]
-    assert any(len(g["bundles"]) == 2 and all(b.get("GPU") == 1 for b in g["bundles"].values()) for g in groups)
-    stop_generator(generator)
-    pool.active.clear()
-    ray.kill(learner)
-    assert not [g for g in ray.util.placement_group_table().values() if g["state"] == "CREATED" and len(g["bundles"]) == 2]
+    try:
+        _check_nccl_equals_object_store(pool, learner)
+        (group,) = tensor_parallel_groups()
+        assert group["strategy"] == "STRICT_PACK" and all(b.get("GPU") == 1 for b in group["bundles"].values())
+    finally:
+        pool.stop()
+        ray.kill(learner)
+    assert not tensor_parallel_groups()

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 import ray
 import torch
+from ray.exceptions import RayTaskError
 
 from actors.actor import generator_actor, stop_generator
 from actors.generator import GREEDY, EngineSpec, GeneratorError
@@ -54,6 +55,8 @@ def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tin
     assert pool.sync_from(learner, "current") == 2
     assert pool.group == pool.active and pool.group[:2] == first_group
     assert _answers(pool) == [expected] * 3
+    checksum = ray.get(reference.weights_checksum.remote())
+    assert [ray.get(a.weights_checksum.remote()) for a in pool.active] == [checksum] * 3
 
     dead = pool.active[1]
     ray.kill(dead)  # dies between syncs: replaced before the group is opened, so the transfer still goes through
@@ -62,9 +65,18 @@ def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tin
     assert pool.replaced == 1 and dead not in pool.group and len(pool.group) == 3
     assert _answers(pool) == [expected] * 3
 
-    pool.sync_timeout_s = 1e-4  # a transfer that cannot finish in time fails the sync loudly
+    # a generator started without the transfer is named before any rendezvous waits for it
+    with pytest.raises(RayTaskError, match=r"generator 0 of the group was started with weight_transfer=None.*EngineSpec\(weight_transfer='gloo'"):
+        ray.get(learner.open_transfer.remote("gloo", [reference], 1, 60))
+    # each step on the learner's side has its deadline ...
+    with pytest.raises(RayTaskError, match="reporting their setup on 3 generator.s. did not finish within 0.0001 s"):
+        ray.get(learner.open_transfer.remote("gloo", pool.active, 1, 1e-4))
+    # ... and the pool's deadline on the whole call catches a learner that does not answer at all
+    busy = learner.sft_steps.remote([(PROMPTS, PROMPTS)] * 100, 1e-9)
+    pool.sync_timeout_s = 1e-4
     with pytest.raises(GeneratorError, match="did not finish within"):
         pool.sync_from(learner)
+    ray.get(busy)
     pool.stop()
     ray.kill(reference)
     ray.kill(learner)
@@ -81,12 +93,13 @@ def test_tensor_parallel_generator_reserves_and_releases_its_placement_group(ray
     spec = EngineSpec(str(tiny_model), dtype="float32", tensor_parallel_size=2)
     actor = generator_actor("test-tensor-parallel", spec, "current", 0, num_cpus=1, num_gpus=1, resources={"generator_node": 1})
     (group,) = groups()
-    assert group["strategy"] == "PACK" and group["state"] == "PENDING"
-    assert list(group["bundles"].values()) == [{"GPU": 1.0, "CPU": 1.0, "generator_node": 1.0}] * 2
+    assert group["strategy"] == "STRICT_PACK" and group["state"] == "PENDING"
+    assert list(group["bundles"].values()) == [{"GPU": 1.0, "CPU": 1.0, "generator_node": 1.0}, {"GPU": 1.0}]
     stop_generator(actor)
     assert not groups()
 
 
+@pytest.mark.filterwarnings("ignore:Tensor .* exceeds buffer_size_bytes")  # what a tiny limit means
 @pytest.mark.parametrize("limit", [0, 100, 1000, 10**9])
 def test_engines_cut_the_same_buffers_the_learner_packs(limit: int) -> None:
     """The engine knows only names, shapes and dtypes; its buffers must match the learner's
