@@ -41,6 +41,8 @@ class GeneratorsClient:
     Each generator runs `ranks_per_generator` vLLM workers (its tensor-parallel size), so the
     i-th one's workers take ranks 1 + i * ranks_per_generator onwards (the learner is rank 0).
     `finish_weight_update` also tells each generator which policy and version it now serves.
+    (vLLM's own `RayVLLMWeightSyncClient` sends every actor the same rank offset, as data-parallel
+    replicas of one engine need, and waits without a deadline.)
     """
 
     def __init__(self, generators: list[Any], ranks_per_generator: int, timeout_s: float) -> None:
