@@ -459,12 +459,17 @@ class RunConfig(_Section):
         """The weight-transfer backend of the learning agents' generators (None: the object store)."""
         choice = self.generator.weight_transfer
         if choice == "auto":
-            return "nccl" if self.generator.num_gpus >= 1 and self.cluster.num_learner_gpus >= 1 else None
+            return "nccl" if _whole_gpus(self.generator, self.cluster) else None
         return None if choice == "object_store" else choice
 
 
+def _whole_gpus(g: GeneratorConfig, cluster: ClusterConfig) -> bool:
+    """Whether the learner and each generator have GPUs of their own, as NCCL needs (one rank per GPU)."""
+    return g.num_gpus >= 1 and cluster.num_learner_gpus >= 1
+
+
 def _check_gpu_path(g: GeneratorConfig, cluster: ClusterConfig) -> None:
-    if g.weight_transfer == "nccl" and not (g.num_gpus >= 1 and cluster.num_learner_gpus >= 1):
+    if g.weight_transfer == "nccl" and not _whole_gpus(g, cluster):
         raise ValueError(
             "generator.weight_transfer nccl broadcasts from the learner's GPU to the generators' GPUs, and NCCL cannot "
             "put two ranks on one GPU: set cluster.num_learner_gpus and generator.num_gpus to 1 (whole GPUs), or use "

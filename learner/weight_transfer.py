@@ -123,7 +123,7 @@ class WeightSender:
         world = 1 + len(generators) * ranks_per_generator
         self.client = GeneratorsClient(generators, ranks_per_generator, timeout_s)
         wire = getattr(torch, self.client.check_setup(backend), None)
-        source = CastSource(module, wire) if isinstance(wire, torch.dtype) and wire != torch.float32 else ModuleSource(module)
+        source = CastSource(module, wire) if isinstance(wire, torch.dtype) else ModuleSource(module)
         info = _trainer_info(backend, host, free_port(host), world, timeout_s)
         self.engine = WeightTransferTrainerFactory.trainer_init(info, client=self.client, source=source)
 
@@ -137,7 +137,8 @@ class WeightSender:
 
 
 class CastSource(ModuleSource):
-    """vLLM's `ModuleSource`, floating-point parameters sent in the engines' dtype."""
+    """vLLM's `ModuleSource`, floating-point parameters sent in the engines' dtype (`.to` of a
+    tensor already in it is the tensor itself: no copy for fp32 engines)."""
 
     def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
         super().__init__(module)
