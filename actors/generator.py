@@ -44,6 +44,7 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 8
+    stop: tuple[str, ...] = ()  # strings that end an answer (left out of it)
 
 
 GREEDY = Sampling(temperature=0.0)
@@ -96,7 +97,8 @@ class Generator:
         per_prompt = seeds if seeds is not None else [None] * len(prompts)
         params = [
             SamplingParams(
-                temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens, seed=seed
+                temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens, seed=seed,
+                stop=list(sampling.stop) or None,
             )
             for seed in per_prompt
         ]

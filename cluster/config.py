@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
+from tasks.base import kinds
 
 
 class ConfigError(ValueError):
@@ -24,24 +25,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TaskConfig(_Section):
-    """The built-in verifiable task: `digits`-digit addition, answers checked exactly."""
+def _task_kind(value: Any) -> str:
+    """The task kind of a recipe's task section (addition when it names none)."""
+    if isinstance(value, dict):
+        return value.get("kind", "addition")
+    return getattr(value, "kind", "addition")
 
-    name: Literal["addition"] = "addition"
-    digits: int = Field(3, ge=1, le=6)
-    reverse: bool = Field(True, description="every number zero-padded, least-significant digit first")
-    held_out_size: int = Field(256, ge=8, description="held-out problems scored every iteration")
-    held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
 
-    @model_validator(mode="after")
-    def _held_out_pool_suffices(self) -> "TaskConfig":
-        pool = 100**self.digits // self.held_out_every  # about this many operand pairs are held out
-        if pool < 4:
-            raise ValueError(
-                f"with {self.digits}-digit operands and one pair in {self.held_out_every} held out, about {pool} "
-                "problems are held out; lower held_out_every or raise digits"
-            )
-        return self
+# Every task kind in tasks/ (each file registers its options model); `task.kind` picks one.
+TASK_KINDS = kinds()
+TaskConfig = Annotated[
+    Union[tuple(Annotated[options, Tag(name)] for name, options in TASK_KINDS.items())],  # type: ignore[misc]
+    Discriminator(_task_kind, custom_error_type="task_kind",
+                  custom_error_message=f"unknown task kind; known kinds: {', '.join(sorted(TASK_KINDS))}"),
+]
 
 
 # vLLM 0.32's CPU attention backend (CPUAttentionBackend.get_supported_head_sizes).
@@ -70,19 +67,34 @@ class TinyModelConfig(_Section):
 
 
 class ModelConfig(_Section):
-    path: Path | None = Field(None, description="a Hugging Face checkpoint directory; leave out to build the tiny model")
+    path: Path | None = Field(
+        None, description="a Hugging Face checkpoint directory, or a built-in model's name (smollm2-135m-instruct, converted "
+        "once into the cache); leave out to build the tiny model",
+    )
+    chat_template: str = Field("auto", description="auto (the tokenizer's when it has one), none (raw text), or a Jinja file")
+    system_prompt: str | None = Field(None, description="a system turn before every prompt")
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["float32", "bfloat16"] = "float32"
     max_model_len: int = Field(64, ge=8)
 
     @model_validator(mode="after")
     def _path_exists(self) -> "ModelConfig":
-        if self.path is not None and not (self.path / "config.json").is_file():
-            raise ValueError(
-                f"model.path {str(self.path)!r} is not a Hugging Face checkpoint directory (no config.json there); "
-                "give a directory written by save_pretrained, or leave model.path out to build the tiny built-in model"
-            )
-        return self if self.path is None else self.model_copy(update={"path": self.path.resolve()})
+        from learner.pretrained import BUILTIN_MODELS, is_builtin
+
+        update: dict[str, Any] = {}
+        if self.chat_template not in ("auto", "none"):
+            if not Path(self.chat_template).is_file():
+                raise ValueError(f"model.chat_template {self.chat_template!r} is not auto, none or a template file")
+            update["chat_template"] = str(Path(self.chat_template).resolve())
+        if self.path is not None and not is_builtin(self.path):
+            if not (self.path / "config.json").is_file():
+                raise ValueError(
+                    f"model.path {str(self.path)!r} is not a Hugging Face checkpoint directory (no config.json there) nor a "
+                    f"built-in model ({', '.join(sorted(BUILTIN_MODELS))}); give a directory written by save_pretrained, "
+                    "or leave model.path out to build the tiny built-in model"
+                )
+            update["path"] = self.path.resolve()
+        return self.model_copy(update=update) if update else self
 
 
 class SFTConfig(_Section):
@@ -116,6 +128,7 @@ class GeneratorConfig(_Section):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(8, ge=1)
+    stop: list[str] = Field(default_factory=list, description="strings that end an answer (the model's EOS always does)")
     kv_cache_bytes: int = Field(64 * 2**20, ge=2**20, description="fixed KV-cache size per engine (CPU backend)")
     num_cpus: float = Field(0, ge=0, description="Ray CPUs reserved per generator actor")
     num_gpus: float = Field(0, ge=0)
@@ -267,6 +280,10 @@ class DPOConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     ref_refresh_every: int = Field(3, ge=0, description="refresh the reference every N iterations; 0 never")
+    micro_batch_tokens: int | None = Field(
+        None, ge=16, description="padded tokens per forward pass, gradients accumulated over them; none: the whole batch"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory)")
 
 
 class DataConfig(_Section):
@@ -412,7 +429,7 @@ class ClusterConfig(_Section):
 class RunConfig(_Section):
     run_dir: Path | None = Field(None, description="where the run writes; default runs/run-<date>-<time>")
     seed: int = 0
-    task: TaskConfig = TaskConfig()
+    task: TaskConfig = Field(default_factory=lambda: TASK_KINDS["addition"]())
     model: ModelConfig = ModelConfig()
     sft: SFTConfig = SFTConfig()
     generator: GeneratorConfig = GeneratorConfig()
@@ -433,11 +450,10 @@ class RunConfig(_Section):
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):
             raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")
-        if self.judge.kind == "code":
+        if self.judge.kind == "code" and not self.task.has_tests:
             raise ValueError(
-                "judge kind code runs unit tests held in each problem's reference answer; the built-in addition task "
-                "has none, so every program would pass. Use judge.code.CodeJudge (or a JudgePool of kind code) from "
-                "Python with a task whose answers are tests"
+                f"judge kind code runs each example's unit tests, and task kind {self.task.kind!r} gives none: use task kind "
+                "dataset with columns.tests (a column of assert statements)"
             )
         if self.league.matchmaking == "alphastar" and "head_to_head" not in self.self_play.modes:
             raise ValueError(
@@ -447,12 +463,18 @@ class RunConfig(_Section):
             raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")
         _check_gpu_path(self.generator, self.cluster)
         for r in self.eval.retention:
-            if r.digits == self.task.digits:
+            if r.digits is not None and self.task.kind != "addition":
+                raise ValueError(
+                    f"eval.retention {r.name!r} gives digits: built-in addition taught beside an addition task; with task "
+                    f"kind {self.task.kind!r} give path (a Parquet or JSONL file with prompt and answer) instead"
+                )
+            if r.digits is not None and r.digits == self.task.digits:
                 raise ValueError(
                     f"eval.retention {r.name!r} has digits {r.digits}, the task self-play trains on; "
                     "a retention task must be one the run does not train on"
                 )
-        return self
+        task = self.task.with_judge(self.judge.kind, dict(self.judge.options))
+        return self if task is self.task else self.model_copy(update={"task": task})
 
     @property
     def transfer_backend(self) -> str | None:
@@ -487,7 +509,8 @@ def _check_gpu_path(g: GeneratorConfig, cluster: ClusterConfig) -> None:
         )
 
 
-DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
+RECIPES = Path(__file__).parent / "recipes"
+DEFAULT_RECIPE = RECIPES / "default.yaml"
 
 
 def parse_config(data: dict[str, Any], source: str = "recipe") -> RunConfig:
@@ -527,21 +550,35 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 def _explain(err: ValidationError, source: str) -> str:
     lines = [f"{source}: {err.error_count()} problem(s) in the configuration:"]
     for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = _without_tags(item["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             section = _section_at(item["loc"][:-1])
             allowed = ", ".join(sorted(section.model_fields)) if section else "?"
             lines.append(f"  {key}: unknown key; allowed here: {allowed}")
         else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+            shown = "" if isinstance(item.get("input"), dict) else f" (got {item.get('input')!r})"  # a section: the message says
+            lines.append(f"  {key}: {item['msg']}{shown}")
     return "\n".join(lines)
+
+
+def _without_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A location without the union tag pydantic puts after `task` (task.addition.digits is task.digits)."""
+    if len(loc) > 1 and loc[0] == "task" and loc[1] in TASK_KINDS:
+        return loc[:1] + loc[2:]
+    return loc
 
 
 def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = RunConfig
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         if isinstance(part, int):
             continue  # an index into a list of sections
+        if model is RunConfig and part == "task":
+            model = TASK_KINDS[parts.pop(0)] if parts else TASK_KINDS["addition"]
+            continue
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
         if get_origin(annotation) is list:

@@ -28,7 +28,7 @@ from cluster.control import AutoscalePolicy, control_actor, desired_generators, 
 from cluster.diversity import diversity
 from cluster.metrics import RunMetrics
 from cluster.resume import ResumePoint, driver_state
-from cluster.retention import compared, retention_problems, retention_tasks, sft_problems
+from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
 from judge.actor import judge_actor
 from judge.constitution import Principle
@@ -41,8 +41,10 @@ from league.ratings import wilson_interval
 from learner.actor import learner_actor
 from learner.checkpoint import replace_dir_atomically
 from learner.learner import DPOSettings
+from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import build_tiny_model
-from tasks.addition import AdditionTask, accuracy
+from tasks.base import metric
+from tasks.chat import PromptRenderer
 
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
@@ -55,15 +57,16 @@ class Orchestrator:
         self.run = run
         self.show_progress = show_progress
         self.rng = np.random.default_rng(config.seed)
-        self.task = AdditionTask(config.task.digits, config.task.held_out_every, config.task.reverse)
-        self.held_out = self.task.held_out(config.task.held_out_size, seed=config.seed + 1234)
-        self.diversity_prompts = [p.prompt for p in self.held_out[: config.eval.diversity_prompts]]
+        self.task = config.task.build(config.seed)
+        self.held_out = self.task.held_out()
+        self.diversity_examples = self.held_out[: config.eval.diversity_prompts]
         g = config.generator
-        self.sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens)
-        self.greedy = Sampling(GREEDY.temperature, GREEDY.top_p, g.max_new_tokens)
+        self.sampling = Sampling(g.temperature, g.top_p, g.max_new_tokens, tuple(g.stop))
+        self.greedy = Sampling(GREEDY.temperature, GREEDY.top_p, g.max_new_tokens, tuple(g.stop))
         self.version = 0
         self.retention_tasks = retention_tasks(config)
         self.retention = retention_problems(config)
+        self.retention_scorers = retention_scorers(config, self.task)
         self.retention_start: dict[str, float] = {}
         self.exploiters: dict[str, Agent] = {}  # league roles' exploiters (matchmaking: alphastar)
 
@@ -72,11 +75,8 @@ class Orchestrator:
         """Start the actors on the policy at `base` (by default the recipe's model, or the tiny
         model built in the run directory), warm it up with SFT unless told not to, freeze it as
         snapshot v0 and start the generators."""
+        self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
         cfg = self.config
-        base = base or cfg.model.path or build_tiny_model(
-            self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
-        )
-        self._start_core(Path(base), resume=False)
         if "skill" in cfg.self_play.modes:
             ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
         if warm_up:
@@ -104,6 +104,7 @@ class Orchestrator:
         """The learner on `policy`, the league (fresh, or the run's own with `resume`), the judges,
         and the external preference data: what a fresh and a resumed run start alike."""
         cfg = self.config
+        self.render = PromptRenderer.for_model(policy, cfg.model.chat_template, cfg.model.system_prompt)
         settings = DPOSettings(**cfg.dpo.model_dump())
         self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus))
         league = league_settings(cfg.league)
@@ -217,18 +218,22 @@ class Orchestrator:
             ray.kill(agent.learner)
 
     def warm_up(self) -> None:
-        """SFT on correct answers until `sft.steps` or until validation accuracy reaches the stop."""
+        """SFT on reference answers until `sft.steps`, or until the task's metric on a validation
+        sample of training examples (greedy answers from the learner) reaches the stop."""
         sft = self.config.sft
-        validation = self.task.sample_train(sft.validation_size, np.random.default_rng(self.config.seed + 99))
-        val_args = ([p.prompt for p in validation], [p.answer for p in validation])
+        if not sft.steps:
+            return
+        validation = self.task.sft(sft.validation_size, np.random.default_rng(self.config.seed + 99))
+        val_prompts = [self.render(p) for p in validation]
         bar = tqdm(total=sft.steps, desc="SFT warm-up", unit="step", disable=not self.show_progress or not sft.steps)
         for begin in range(0, sft.steps, SFT_CHUNK):
             batches = []
             for _ in range(min(SFT_CHUNK, sft.steps - begin)):
                 problems = sft_problems(self.task, self.retention_tasks, sft.retention_share, sft.batch_size, self.rng)
-                batches.append(([self._sft_prompt(p.prompt) for p in problems], [p.answer for p in problems]))
+                batches.append(([self._sft_prompt(self.render(p)) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
-            val = ray.get(self.learner.exact_match.remote(*val_args))
+            answers = ray.get(self.learner.greedy.remote(val_prompts, self.config.generator.max_new_tokens))
+            val = metric(self.task, validation, answers)
             bar.update(len(batches))
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val:.2f}")
             if sft.stop_at_accuracy is not None and val >= sft.stop_at_accuracy:
@@ -345,8 +350,8 @@ class Orchestrator:
         start = time.perf_counter()
         n = n or self.config.self_play.games_per_iteration
         agent = agent or self.main_agent()
-        problems = self.task.sample_train(n, self.rng)
-        prompts = [p.prompt for p in problems]
+        problems = self.task.train(n, self.rng)
+        prompts = [self.render(p) for p in problems]
         opponents = ray.get(self.league.matchmake.remote(n, agent.name))
         seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
 
@@ -402,13 +407,13 @@ class Orchestrator:
         """Many samples per prompt from the current policy, each scored; wide-spread prompts
         become the failure set and give (best, worst) pairs."""
         a = self.config.adversarial
-        problems = self.task.sample_train(a.prompts, self.rng)
+        problems = self.task.train(a.prompts, self.rng)
         repeated = [p for p in problems for _ in range(a.samples)]
         seeds = self.rng.integers(0, 2**31, size=len(repeated)).tolist()
-        responses = self.policy_pool.generate([p.prompt for p in repeated], self.sampling, seeds)
+        responses = self.policy_pool.generate([self.render(p) for p in repeated], self.sampling, seeds)
         scores = self.judges.score(repeated, responses)
         counts, pairs = self.league.record_failures.options(num_returns=2).remote(
-            it, [p.prompt for p in problems], responses, scores, a.spread_threshold
+            it, [self.render(p) for p in problems], responses, scores, a.spread_threshold
         )
         return ray.get(counts), pairs
 
@@ -416,8 +421,8 @@ class Orchestrator:
         """Answer `n` prompts, critique, answer again, `rounds` times (`refinement.prompts` and
         `refinement.rounds` by default); each step is judged original (side a) against improved (side b)."""
         r = self.config.refinement
-        problems = self.task.sample_train(n or r.prompts, self.rng)
-        prompts = [p.prompt for p in problems]
+        problems = self.task.train(n or r.prompts, self.rng)
+        prompts = [self.render(p) for p in problems]
         current = ray.get(self.policy_pool.generate(prompts, self.sampling, self._seeds(len(prompts))))
         steps, verdicts = [], []
         for _ in range(rounds or r.rounds):
@@ -434,8 +439,8 @@ class Orchestrator:
     def play_skill_levels(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
         """Every prompt under every skill tag; each pair of levels judged with the higher as side a."""
         s = self.config.skill
-        problems = self.task.sample_train(s.prompts, self.rng)
-        prompts = [p.prompt for p in problems]
+        problems = self.task.train(s.prompts, self.rng)
+        prompts = [self.render(p) for p in problems]
         tagged = [level + p for level in s.levels for p in prompts]
         flat = ray.get(self.policy_pool.generate(tagged, self.sampling, self._seeds(len(tagged))))
         responses = {level: flat[k * len(prompts) : (k + 1) * len(prompts)] for k, level in enumerate(s.levels)}
@@ -448,15 +453,15 @@ class Orchestrator:
         return self.rng.integers(0, 2**31, size=n).tolist()
 
     def evaluate(self, generator: Any = None) -> float:
-        """Greedy held-out accuracy of the policy a generator (the current policy's by default) now serves."""
+        """The task's held-out metric (greedy answers) of the policy a generator (the current policy's by default) now serves."""
         generator = generator or self.policy_pool
-        responses = ray.get(generator.generate([p.prompt for p in self.held_out], self.greedy))
-        return accuracy(self.held_out, responses)
+        responses = ray.get(generator.generate([self.render(p) for p in self.held_out], self.greedy))
+        return metric(self.task, self.held_out, responses)
 
     def measure_diversity(self) -> dict[str, Any]:
         """Distinct-n and self-BLEU of sampled answers to a fixed prompt set, with the same seeds every time."""
         e = self.config.eval
-        prompts = [p for p in self.diversity_prompts for _ in range(e.diversity_samples)]
+        prompts = [self.render(p) for p in self.diversity_examples for _ in range(e.diversity_samples)]
         seeds = list(range(len(prompts)))
         tokens = ray.get(self.policy_pool.generate_tokens(prompts, self.sampling, seeds))
         groups = [tokens[i : i + e.diversity_samples] for i in range(0, len(tokens), e.diversity_samples)]
@@ -473,11 +478,11 @@ class Orchestrator:
             return {}
         names = list(self.retention)
         problems = [p for name in names for p in self.retention[name]]
-        responses = ray.get(self.policy_pool.generate([p.prompt for p in problems], self.greedy))
+        responses = ray.get(self.policy_pool.generate([self.render(p) for p in problems], self.greedy))
         now, begin = {}, 0
         for name in names:
             k = len(self.retention[name])
-            now[name] = accuracy(problems[begin : begin + k], responses[begin : begin + k])
+            now[name] = metric(self.retention_scorers[name], problems[begin : begin + k], responses[begin : begin + k])
             begin += k
         self.retention_start = self.retention_start or now
         return {"retention": now, "retention_vs_start": compared(now, self.retention_start)}
@@ -586,6 +591,17 @@ def near_driver(gpus: float = 0) -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=gpus > 0)
+
+
+def base_model(config: RunConfig, run: RunDir, show_progress: bool = True) -> Path:
+    """The policy a run starts from: the recipe's checkpoint, a built-in pretrained model (converted
+    into the cache on first use), or the tiny model built in the run directory."""
+    path = config.model.path
+    if path is not None:
+        return resolve_model(str(path), show_progress) if is_builtin(path) else path
+    return build_tiny_model(
+        run.base_model, **config.model.tiny.model_dump(), max_position_embeddings=config.model.max_model_len, seed=config.seed
+    )
 
 
 def league_settings(league: LeagueConfig) -> LeagueSettings:

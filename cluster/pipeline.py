@@ -23,14 +23,14 @@ import pyarrow as pa
 import ray
 
 from cluster.config import RunConfig, load_recipe, to_yaml, with_run_dir
-from cluster.orchestrator import Orchestrator, format_row
+from cluster.orchestrator import Orchestrator, base_model, format_row
 from cluster.retention import retention_tasks, sft_problems
 from cluster.run import connect
 from cluster.run_dir import RunDir, write_text_atomic
 from learner.mixing import as_preferences, as_text_columns
-from learner.tiny_model import build_tiny_model
 from learner.trl_stages import COMPLETION_COLUMNS, StageSettings, train_reward_model, train_sft
 from tasks.addition import AdditionTask, wrong_answer
+from tasks.chat import PromptRenderer
 
 METHODS = ("dpo",)
 Rows = "pa.Table | list[dict] | str | Path"
@@ -49,11 +49,10 @@ class RLHFPipeline:
         self.show_progress = show_progress
         self._started_ray = connect(self.config)
         cfg = self.config
-        self.task = AdditionTask(cfg.task.digits, cfg.task.held_out_every, cfg.task.reverse)
+        self.task = cfg.task.build(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.policy_path: Path = cfg.model.path or build_tiny_model(
-            self.run.base_model, **cfg.model.tiny.model_dump(), max_position_embeddings=cfg.model.max_model_len, seed=cfg.seed
-        )
+        self.policy_path: Path = base_model(cfg, self.run, show_progress)
+        self.render = PromptRenderer.for_model(self.policy_path, cfg.model.chat_template, cfg.model.system_prompt)
         self.round = 0
         self._orchestrator: Orchestrator | None = None
         self._last_pairs: pa.Table | None = None
@@ -90,7 +89,7 @@ class RLHFPipeline:
         if data is None:
             extra = retention_tasks(self.config)
             problems = sft_problems(self.task, extra, s.retention_share, max(s.steps, 1) * s.batch_size, self.rng)
-            table = pa.table({"prompt": [p.prompt for p in problems], "completion": [p.answer for p in problems]})
+            table = pa.table({"prompt": [self.render(p) for p in problems], "completion": [p.answer for p in problems]})
         else:
             table = as_text_columns(data, COMPLETION_COLUMNS, "SFT data")
         out = self.run.root / "model" / "sft"
@@ -184,9 +183,14 @@ class RLHFPipeline:
         return self._orchestrator
 
     def _builtin_preferences(self, n: int) -> pa.Table:
-        problems = self.task.sample_train(n, self.rng)
+        if not isinstance(self.task, AdditionTask):
+            raise PipelineError(
+                f"built-in preference pairs (a right answer and a near miss) exist for the addition task only; pass "
+                f"data= (rows with prompt, chosen, rejected) to train a reward model for task kind {self.task.name!r}"
+            )
+        problems = self.task.train(n, self.rng)
         return pa.table({
-            "prompt": [p.prompt for p in problems],
+            "prompt": [self.render(p) for p in problems],
             "chosen": [p.answer for p in problems],
             "rejected": [wrong_answer(p, self.rng) for p in problems],
         })

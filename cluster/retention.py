@@ -10,37 +10,49 @@ import numpy as np
 
 from cluster.config import RunConfig
 from learner.mixing import load_text_columns
-from tasks.addition import AdditionTask, Problem
+from tasks.addition import AdditionTask
+from tasks.base import Task
+from tasks.example import Example
 
 
 def retention_tasks(config: RunConfig) -> dict[str, AdditionTask]:
-    """The built-in retention tasks by name (those the warm-up teaches)."""
+    """The built-in retention tasks by name (those the warm-up teaches; the recipe check allows
+    them only beside the addition task, whose options they share)."""
     t = config.task
-    return {r.name: AdditionTask(r.digits, t.held_out_every, t.reverse) for r in config.eval.retention if r.digits is not None}
+    return {
+        r.name: AdditionTask(r.digits, getattr(t, "held_out_every", 10), getattr(t, "reverse", True))
+        for r in config.eval.retention if r.digits is not None
+    }
 
 
-def retention_problems(config: RunConfig) -> dict[str, list[Problem]]:
+def retention_scorers(config: RunConfig, task: Task) -> dict[str, Task]:
+    """Whose metric scores each retention task: a built-in one its own, one from a file the run's task."""
+    taught = retention_tasks(config)
+    return {r.name: taught.get(r.name, task) for r in config.eval.retention}
+
+
+def retention_problems(config: RunConfig) -> dict[str, list[Example]]:
     """The fixed problems each retention task is scored on, every iteration the same."""
     tasks = retention_tasks(config)
-    out: dict[str, list[Problem]] = {}
+    out: dict[str, list[Example]] = {}
     for r in config.eval.retention:
         if r.path is not None:
             rows = load_text_columns(r.path, ("prompt", "answer"), f"retention task {r.name!r}").slice(0, r.size)
-            out[r.name] = [Problem(p, a) for p, a in zip(rows.column("prompt").to_pylist(), rows.column("answer").to_pylist())]
+            out[r.name] = [Example(p, a) for p, a in zip(rows.column("prompt").to_pylist(), rows.column("answer").to_pylist())]
         else:
             out[r.name] = tasks[r.name].held_out(r.size, seed=config.seed + 4321)
     return out
 
 
-def sft_problems(task: AdditionTask, extra: dict[str, AdditionTask], share: float, n: int, rng: np.random.Generator) -> list[Problem]:
+def sft_problems(task: Task, extra: dict[str, AdditionTask], share: float, n: int, rng: np.random.Generator) -> list[Example]:
     """`n` warm-up problems: `share` of them (rounded) from the retention tasks, in turn, the rest from the task."""
     if not extra:
-        return task.sample_train(n, rng)
+        return task.sft(n, rng)
     k = int(round(share * n))
-    problems = task.sample_train(n - k, rng)
+    problems = task.sft(n - k, rng)
     tasks = list(extra.values())
     for i in range(k):
-        problems += tasks[i % len(tasks)].sample_train(1, rng)
+        problems += tasks[i % len(tasks)].sft(1, rng)
     return [problems[i] for i in rng.permutation(len(problems))]
 
 

@@ -7,7 +7,7 @@ import ray
 
 from judge.registry import JudgeSpec, make_judge
 from judge.verdict import Verdict
-from tasks.addition import Problem
+from tasks.example import Example
 
 
 class JudgeHost:
@@ -17,17 +17,17 @@ class JudgeHost:
     def name(self) -> str:
         return self.impl.name
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         return self.impl.judge(problems, responses_a, responses_b)
 
-    def score(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def score(self, problems: list[Example], responses: list[str]) -> list[float]:
         return self.impl.score_all(problems, responses)
 
-    def judge_range(self, problems: list[Problem], responses_a: list[str], responses_b: list[str], begin: int, end: int) -> list[Verdict]:
+    def judge_range(self, problems: list[Example], responses_a: list[str], responses_b: list[str], begin: int, end: int) -> list[Verdict]:
         """The matchups begin..end of whole response lists (shared by every batch of a pool)."""
         return self.impl.judge(problems, responses_a[begin:end], responses_b[begin:end])
 
-    def score_range(self, problems: list[Problem], responses: list[str], begin: int, end: int) -> list[float]:
+    def score_range(self, problems: list[Example], responses: list[str], begin: int, end: int) -> list[float]:
         return self.impl.score_all(problems, responses[begin:end])
 
 

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, TypeVar
 
 from judge.verdict import Verdict
-from tasks.addition import Problem
+from tasks.example import Example
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,14 +34,14 @@ class Judge(ABC):
     name: str = "judge"
 
     @abstractmethod
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         """One verdict per matchup, in order."""
 
     @abstractmethod
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         """One response's score on its own (adversarial filtering ranks many samples by it)."""
 
-    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def score_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         if len(problems) != len(responses):
             raise JudgeError(f"{len(problems)} problems but {len(responses)} responses to score")
         return [self.score(p, r) for p, r in zip(problems, responses)]

@@ -1,6 +1,6 @@
 """The code-execution judge: a response passes when its code passes the problem's unit tests.
 
-The problem's reference answer holds the tests (plain `assert`s: a test fails by raising);
+The example's `tests` hold them (plain `assert`s: a test fails by raising);
 the response's code is the last fenced ```python block, or the whole response when it has
 none. The code, then the tests, run in one namespace in the sandbox (judge/sandbox.py); it
 passes only when both run to the end, whatever exit status the code picks. So a
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from judge.base import Judge, JudgeError
 from judge.sandbox import SandboxLimits, SandboxResult, run_python
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.example import Example
 
 FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)```", re.S)
 
@@ -48,19 +48,19 @@ class CodeJudge(Judge):
             raise JudgeError(f"code judge options {sorted(options)}: known options are {known}") from None
         return cls(limits, workers)
 
-    def run(self, problems: list[Problem], responses: list[str]) -> list[SandboxResult]:
+    def run(self, problems: list[Example], responses: list[str]) -> list[SandboxResult]:
         """Each response's code followed by its problem's tests, a few programs at a time."""
-        pairs = [(extract_code(r), p.answer) for p, r in zip(problems, responses, strict=True)]
+        pairs = [(extract_code(r), _tests(p)) for p, r in zip(problems, responses, strict=True)]
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(lambda pair: run_python(pair[0], self.limits, tests=pair[1]), pairs))
 
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         return self.score_all([problem], [response])[0]
 
-    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def score_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         return [1.0 if r.passed else 0.0 for r in self.run(problems, responses)]
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
             raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
         results = self.run(problems + problems, responses_a + responses_b)
@@ -69,3 +69,10 @@ class CodeJudge(Judge):
             verdict_from_scores(float(a.passed), float(b.passed), f"a: {a.reason}; b: {b.reason}")
             for a, b in zip(results[:n], results[n:])
         ]
+
+
+def _tests(example: Example) -> str:
+    """The example's unit tests; an example without them would let every program pass."""
+    if not example.tests:
+        raise JudgeError(f"example {example.id!r} has no tests: the code judge needs a task whose examples carry unit tests")
+    return example.tests

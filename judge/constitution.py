@@ -18,7 +18,7 @@ import torch
 from judge.base import Judge, JudgeError, registrar
 from judge.scorer import load_scorer
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.example import Example
 
 Rule = Callable[..., float]
 RULES: dict[str, Rule] = {}
@@ -29,7 +29,7 @@ rule = registrar(RULES)
 
 
 @rule("max_length")
-def _max_length(problem: Problem, response: str, max_chars: int) -> float:
+def _max_length(problem: Example, response: str, max_chars: int) -> float:
     """1 up to `max_chars` characters, then falling as max_chars / length."""
     if max_chars < 1:
         raise ValueError(f"max_chars must be at least 1, got {max_chars}")
@@ -38,13 +38,13 @@ def _max_length(problem: Problem, response: str, max_chars: int) -> float:
 
 
 @rule("matches")
-def _matches(problem: Problem, response: str, pattern: str) -> float:
+def _matches(problem: Example, response: str, pattern: str) -> float:
     """1 when the whole (stripped) response matches the regular expression."""
     return 1.0 if re.fullmatch(pattern, response.strip()) else 0.0
 
 
 @rule("avoids")
-def _avoids(problem: Problem, response: str, pattern: str) -> float:
+def _avoids(problem: Example, response: str, pattern: str) -> float:
     """1 when the regular expression occurs nowhere in the response."""
     return 0.0 if re.search(pattern, response) else 1.0
 
@@ -61,13 +61,13 @@ class Principle:
     model: str | None = None
     label: int | None = None
 
-    def adherence(self, problem: Problem, response: str) -> float:
+    def adherence(self, problem: Example, response: str) -> float:
         return self.adherence_all([problem], [response])[0]
 
-    def adherence_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def adherence_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         """Adherence of each response, in [0, 1]; a model principle scores them in batches."""
         if self.model is not None:
-            values = model_adherence(self.model, self.label, [p.prompt for p in problems], responses)
+            values = model_adherence(self.model, self.label, [p.text for p in problems], responses)
         else:
             values = [RULES[self.rule](p, r, **self.options) for p, r in zip(problems, responses, strict=True)]
         for value in values:
@@ -98,7 +98,7 @@ def check_principle(
         raise ValueError(f"principle {name!r}: unknown rule {rule_name!r}; known rules: {', '.join(sorted(RULES))}")
     try:
         for probe in ("", "a probe response"):
-            value = RULES[rule_name](Problem("", ""), probe, **options)
+            value = RULES[rule_name](Example("", ""), probe, **options)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"adherence {value} is outside [0, 1]")
     except TypeError as err:
@@ -130,16 +130,16 @@ class ConstitutionalJudge(Judge):
         self.principles = principles
         self.name = f"constitutional({base.name})"
 
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         return self.score_all([problem], [response])[0]
 
-    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def score_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         scores = self.base.score_all(problems, responses)
         for p in self.principles:
             scores = [s + p.weight * a for s, a in zip(scores, p.adherence_all(problems, responses))]
         return scores
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         base = self.base.judge(problems, responses_a, responses_b)
         per_principle = {
             p.name: (p.adherence_all(problems, responses_a), p.adherence_all(problems, responses_b)) for p in self.principles

@@ -13,7 +13,7 @@ from typing import Callable
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.example import Example
 
 DEFAULT_TEMPLATE = (
     "Question: {prompt}\nAnswer A: {a}\nAnswer B: {b}\n"
@@ -51,11 +51,11 @@ class PairwiseLLMJudge(Judge):
         match = self.pattern.search(answer)
         return match.group(1) if match and match.group(1) in ("A", "B", "C") else None
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
             raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
-        forward = [self.template.format(prompt=p.prompt, a=a, b=b) for p, a, b in zip(problems, responses_a, responses_b)]
-        swapped = [self.template.format(prompt=p.prompt, a=b, b=a) for p, a, b in zip(problems, responses_a, responses_b)]
+        forward = [self.template.format(prompt=p.text, a=a, b=b) for p, a, b in zip(problems, responses_a, responses_b)]
+        swapped = [self.template.format(prompt=p.text, a=b, b=a) for p, a, b in zip(problems, responses_a, responses_b)]
         answers = self.generate(forward + swapped)
         n = len(problems)
         return [self._combine(first, second) for first, second in zip(answers[:n], answers[n:])]
@@ -72,5 +72,5 @@ class PairwiseLLMJudge(Judge):
             return verdict_from_scores(0.5, 0.5, f"orders disagree: {heard}")
         return verdict_from_scores(a_first, 1.0 - a_first, f"both orders agree: {heard}")
 
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         raise JudgeError("a pairwise judge compares two answers; it gives no score to one (adversarial filtering needs a scoring judge)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from judge.base import Judge, JudgeError
 from judge.scorer import ScorerError, load_scorer
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem
+from tasks.example import Example
 
 
 def win_probability(reward_a: float, reward_b: float) -> float:
@@ -37,18 +37,18 @@ class RewardModelJudge(Judge):
             )
         self.tie_margin = tie_margin
 
-    def rewards(self, problems: list[Problem], responses: list[str]) -> list[float]:
-        return self.scorer.logits([p.prompt for p in problems], responses)[:, 0].tolist()
+    def rewards(self, problems: list[Example], responses: list[str]) -> list[float]:
+        return self.scorer.logits([p.text for p in problems], responses)[:, 0].tolist()
 
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         return self.rewards([problem], [response])[0]
 
-    def score_all(self, problems: list[Problem], responses: list[str]) -> list[float]:
+    def score_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         if len(problems) != len(responses):
             raise JudgeError(f"{len(problems)} problems but {len(responses)} responses to score")
         return self.rewards(problems, responses)
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
             raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
         both = self.rewards(problems + problems, responses_a + responses_b)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import re
 import string
+import threading
 from fractions import Fraction
 from typing import Any, Callable
 
 from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.addition import Problem, is_correct
+from tasks.example import Example
 
 Check = Callable[..., bool]
 VERIFIERS: dict[str, Check] = {}
@@ -30,8 +31,8 @@ verifier = registrar(VERIFIERS)
 
 @verifier("exact_answer")
 def exact_answer(response: str, answer: str) -> bool:
-    """Exactly the answer, whitespace around either ignored (the task's own check)."""
-    return is_correct(Problem("", answer), response)
+    """Exactly the answer, whitespace around either ignored (the addition task's own check)."""
+    return response.strip() == answer.strip()
 
 
 def normalize(text: str, case_sensitive: bool = False, strip_punctuation: bool = True, remove_articles: bool = True) -> str:
@@ -96,6 +97,34 @@ def regex(response: str, answer: str, ignore_case: bool = False) -> bool:
     return re.fullmatch(answer, response.strip(), re.IGNORECASE if ignore_case else 0) is not None
 
 
+@verifier("math")
+def math_answer(response: str, answer: str, timeout_s: float = 5.0) -> bool:
+    """Mathematically equal to the reference (HuggingFace's math-verify, as TRL, open-r1 and verl
+    use it): boxed and LaTeX answers, fractions, equivalent expressions. math-verify bounds its
+    own work with `signal.alarm`, which raises outside the main thread (judge pools, Ray actors),
+    so its timeouts are off and the call runs in a daemon thread bounded by `timeout_s`: an
+    answer that takes longer is wrong (and its thread is left to finish on its own)."""
+    if timeout_s <= 0:
+        raise ValueError("timeout_s must be above 0")
+    if not response.strip():
+        return False
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(_math_equal(answer, response)), daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return bool(result and result[0])
+
+
+def _math_equal(answer: str, response: str) -> bool:
+    import logging
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns on every call that its timeouts are off
+    gold = parse(answer if "$" in answer or "\\" in answer else f"${answer}$", parsing_timeout=None)
+    return bool(verify(gold, parse(response, parsing_timeout=None), timeout_seconds=None))
+
+
 def check_verifier(kind: str, options: dict[str, Any]) -> None:
     """Fail when the recipe is read, not mid-run, on an unknown verifier or options it does not take."""
     if kind not in VERIFIERS:
@@ -118,10 +147,10 @@ class RuleJudge(Judge):
         self.check = VERIFIERS[kind]
         self.options = dict(options or {})
 
-    def score(self, problem: Problem, response: str) -> float:
+    def score(self, problem: Example, response: str) -> float:
         return 1.0 if self.check(response, problem.answer, **self.options) else 0.0
 
-    def judge(self, problems: list[Problem], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
             raise JudgeError(
                 f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses; "

@@ -29,18 +29,22 @@ def dpo_loss(
     ref_rejected_logps: torch.Tensor,
     beta: float,
     nll_weight: float,
+    batch_pairs: int | None = None,
+    batch_chosen_tokens: int | None = None,
 ) -> DPOLoss:
-    """Loss for one batch.
+    """Loss for one batch, or for one micro-batch of it.
 
     `*_token_logps` are the policy's per-token log-probabilities (zero off the response);
     `ref_*_logps` are the reference's summed log-probabilities per sequence.
-    The NLL term is a per-token mean over every chosen token in the batch.
+    The NLL term is a per-token mean over every chosen token in the batch. For a micro-batch,
+    `batch_pairs` and `batch_chosen_tokens` are the whole batch's counts: the micro-batches'
+    losses then add up to the whole batch's, so accumulated gradients equal one big step's.
     """
     chosen = chosen_token_logps.sum(-1)
     rejected = rejected_token_logps.sum(-1)
     margin = (chosen - ref_chosen_logps) - (rejected - ref_rejected_logps)
-    dpo = -F.logsigmoid(beta * margin).mean()
-    nll = -chosen_token_logps[chosen_mask.bool()].mean()
+    dpo = -F.logsigmoid(beta * margin).sum() / (batch_pairs or margin.numel())
+    nll = -chosen_token_logps[chosen_mask.bool()].sum() / (batch_chosen_tokens or chosen_mask.sum())
     loss = dpo + nll_weight * nll if nll_weight else dpo
     with torch.no_grad():
         reward_accuracy = (margin > 0).float().mean().item()

@@ -33,6 +33,8 @@ class DPOSettings:
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     ref_refresh_every: int = 3
+    micro_batch_tokens: int | None = None  # padded tokens per forward pass; None: the whole batch at once
+    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Learner:
         self.device = torch.device(device)
         self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device)
         self.policy.train()
+        if dpo.gradient_checkpointing:  # activations recomputed in the backward pass: memory for time
+            self.policy.gradient_checkpointing_enable()
         self.reference = self._frozen_copy()
         self.optimizer = self._dpo_optimizer()
         self._sft_optimizer: torch.optim.Optimizer | None = None
@@ -137,13 +141,26 @@ class Learner:
         return float(np.mean(losses)) if losses else 0.0
 
     @torch.no_grad()
-    def exact_match(self, prompts: list[str], responses: list[str]) -> float:
-        """Fraction of prompts whose greedy continuation is exactly the response (one teacher-forced pass)."""
-        batch = on_device(encode_pairs(self.tokenizer, prompts, responses), self.policy)
-        logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        hits = logits[:, :-1].argmax(-1) == batch["input_ids"][:, 1:]
-        in_response = batch["completion_mask"][:, 1:].bool()
-        return (hits | ~in_response).all(-1).float().mean().item()
+    def greedy(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        """The policy's greedy answers (what the task's metric scores during the warm-up, before
+        any generator serves it). Prompts of one token length are batched together, so no
+        padding can move a position."""
+        ids = [self.tokenizer(p)["input_ids"] for p in prompts]
+        answers: list[str] = [""] * len(prompts)
+        by_length: dict[int, list[int]] = {}
+        for i, row in enumerate(ids):
+            by_length.setdefault(len(row), []).append(i)
+        self.policy.eval()
+        for idx in by_length.values():
+            batch = torch.tensor([ids[i] for i in idx], device=self.device)
+            out = self.policy.generate(
+                input_ids=batch, attention_mask=torch.ones_like(batch), max_new_tokens=max_new_tokens, do_sample=False,
+                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+            for i, row in zip(idx, out[:, batch.shape[1]:].tolist()):
+                answers[i] = self.tokenizer.decode(row, skip_special_tokens=True)
+        self.policy.train()
+        return answers
 
     def train(self, *tables: pa.Table) -> dict[str, float]:
         """One self-play iteration of DPO on the pairs of every table given (each mode's), each
@@ -179,23 +196,47 @@ class Learner:
         return summary
 
     def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> dict[str, float]:
+        """One optimizer step on the batch, its gradients accumulated over micro-batches of at most
+        `micro_batch_tokens` padded tokens each (a pair's two answers always share one)."""
         k = len(prompts)
-        batch = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected)
-        per_token, mask = token_logps(self.policy, batch)
-        with torch.no_grad():
-            ref = token_logps(self.reference, batch)[0].sum(-1)
-        out = dpo_loss(per_token[:k], per_token[k:], mask[:k], ref[:k], ref[k:], self.settings.beta, self.settings.nll_weight)
+        whole = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected)
+        chosen_tokens = int(whole["completion_mask"][:k].sum())
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
+        for idx in self._micro_batches(whole["attention_mask"].sum(-1).tolist(), k):
+            sub = [prompts[i] for i in idx]
+            batch = encode_pairs(self.tokenizer, sub + sub, [chosen[i] for i in idx] + [rejected[i] for i in idx])
+            per_token, mask = token_logps(self.policy, batch)
+            with torch.no_grad():
+                ref = token_logps(self.reference, batch)[0].sum(-1)
+            m = len(idx)
+            out = dpo_loss(per_token[:m], per_token[m:], mask[:m], ref[:m], ref[m:], self.settings.beta,
+                           self.settings.nll_weight, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
+            out.loss.backward()
+            totals["loss"] += out.loss.item()
+            totals["dpo_loss"] += out.dpo.item()
+            totals["nll"] += out.nll.item()
+            totals["reward_accuracy"] += out.reward_accuracy * m / k
+            totals["reward_margin"] += out.reward_margin * m / k
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
         self.optimizer.step()
-        return {
-            "loss": out.loss.item(),
-            "dpo_loss": out.dpo.item(),
-            "nll": out.nll.item(),
-            "reward_accuracy": out.reward_accuracy,
-            "reward_margin": out.reward_margin,
-        }
+        return totals
+
+    def _micro_batches(self, lengths: list[int], k: int) -> list[list[int]]:
+        """Pairs grouped in order so each group's padded size (2 x pairs x longest) fits the budget."""
+        budget = self.settings.micro_batch_tokens
+        if budget is None:
+            return [list(range(k))]
+        groups: list[list[int]] = [[]]
+        longest = 0
+        for i in range(k):
+            length = max(lengths[i], lengths[k + i])
+            if groups[-1] and 2 * (len(groups[-1]) + 1) * max(longest, length) > budget:
+                groups.append([])
+                longest = 0
+            groups[-1].append(i)
+            longest = max(longest, length)
+        return groups
 
     def publish(self) -> WeightUpdate:
         """The current weights under their checkpoint names, detached copies safe to ship."""

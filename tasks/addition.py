@@ -1,4 +1,4 @@
-"""Multi-digit addition: a task whose every answer can be checked exactly.
+"""Multi-digit addition: the built-in task, whose every answer can be checked exactly.
 
 Problems are split by a hash of the operands, not by sampling order, so the held-out set
 never leaks into training whatever seed or sample size a run uses.
@@ -6,15 +6,37 @@ never leaks into training whatever seed or sample size a run uses.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, model_validator
+
+from tasks.base import TaskOptions, task_kind
+from tasks.example import Example
 
 
-@dataclass(frozen=True)
-class Problem:
-    prompt: str
-    answer: str
+@task_kind
+class AdditionOptions(TaskOptions):
+    """The built-in verifiable task: `digits`-digit addition, answers checked exactly."""
+
+    kind: Literal["addition"] = "addition"
+    digits: int = Field(3, ge=1, le=6)
+    reverse: bool = Field(True, description="every number zero-padded, least-significant digit first")
+    held_out_size: int = Field(256, ge=8, description="held-out problems scored every iteration")
+    held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
+
+    @model_validator(mode="after")
+    def _held_out_pool_suffices(self) -> "AdditionOptions":
+        pool = 100**self.digits // self.held_out_every  # about this many operand pairs are held out
+        if pool < 4:
+            raise ValueError(
+                f"with {self.digits}-digit operands and one pair in {self.held_out_every} held out, about {pool} "
+                "problems are held out; lower held_out_every or raise digits"
+            )
+        return self
+
+    def build(self, seed: int) -> "AdditionTask":
+        return AdditionTask(self.digits, self.held_out_every, self.reverse, self.held_out_size, seed + 1234)
 
 
 class AdditionTask:
@@ -30,17 +52,23 @@ class AdditionTask:
     needs many times the steps again.
     """
 
-    def __init__(self, digits: int = 3, held_out_every: int = 10, reverse: bool = True) -> None:
+    name = "addition"
+
+    def __init__(self, digits: int = 3, held_out_every: int = 10, reverse: bool = True, held_out_size: int = 256,
+                 held_out_seed: int = 1234) -> None:
         self.digits = digits
         self.held_out_every = held_out_every
         self.reverse = reverse
         self.limit = 10**digits
+        self.held_out_size = held_out_size
+        self.held_out_seed = held_out_seed
 
-    def problem(self, a: int, b: int) -> Problem:
+    def problem(self, a: int, b: int) -> Example:
         if not self.reverse:
-            return Problem(prompt=f"{a}+{b}=", answer=str(a + b))
+            return Example(f"{a}+{b}=", str(a + b), id=f"{a}+{b}")
         width = self.digits
-        return Problem(prompt=f"{a:0{width}d}"[::-1] + "+" + f"{b:0{width}d}"[::-1] + "=", answer=f"{a + b:0{width + 1}d}"[::-1])
+        prompt = f"{a:0{width}d}"[::-1] + "+" + f"{b:0{width}d}"[::-1] + "="
+        return Example(prompt, f"{a + b:0{width + 1}d}"[::-1], id=f"{a}+{b}")
 
     def is_held_out(self, a: int, b: int) -> bool:
         # A cryptographic hash, not arithmetic on a and b: any linear rule would hold out a
@@ -48,19 +76,22 @@ class AdditionTask:
         digest = hashlib.blake2b(f"{a}+{b}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "little") % self.held_out_every == 0
 
-    def sample_train(self, n: int, rng: np.random.Generator) -> list[Problem]:
+    def train(self, n: int, rng: np.random.Generator) -> list[Example]:
         """`n` training problems; held-out operand pairs are redrawn."""
-        problems: list[Problem] = []
+        problems: list[Example] = []
         while len(problems) < n:
             a, b = (int(x) for x in rng.integers(0, self.limit, size=2))
             if not self.is_held_out(a, b):
                 problems.append(self.problem(a, b))
         return problems
 
-    def held_out(self, n: int, seed: int = 1234) -> list[Problem]:
+    sft = train  # every problem has its answer
+
+    def held_out(self, n: int | None = None, seed: int | None = None) -> list[Example]:
         """A fixed held-out set: the same `n` problems for every iteration and every run with this seed."""
-        rng = np.random.default_rng(seed)
-        problems: list[Problem] = []
+        n = self.held_out_size if n is None else n
+        rng = np.random.default_rng(self.held_out_seed if seed is None else seed)
+        problems: list[Example] = []
         for _ in range(1000 * n + 100_000):
             a, b = (int(x) for x in rng.integers(0, self.limit, size=2))
             if self.is_held_out(a, b):
@@ -69,20 +100,12 @@ class AdditionTask:
                     return problems
         raise ValueError(f"found only {len(problems)} held-out problems of {n}; lower held_out_every or raise digits")
 
-
-def is_correct(problem: Problem, response: str) -> bool:
-    """Exactly the answer, whitespace around it ignored (the `exact_answer` verifier)."""
-    return response.strip() == problem.answer.strip()
-
-
-def accuracy(problems: list[Problem], responses: list[str]) -> float:
-    """Fraction of responses that are correct."""
-    if not problems:
-        return 0.0
-    return sum(is_correct(p, r) for p, r in zip(problems, responses, strict=True)) / len(problems)
+    def score(self, example: Example, response: str) -> float:
+        """Exactly the answer, whitespace around it ignored (the `exact_answer` verifier)."""
+        return float(response.strip() == example.answer.strip())
 
 
-def wrong_answer(problem: Problem, rng: np.random.Generator) -> str:
+def wrong_answer(problem: Example, rng: np.random.Generator) -> str:
     """The answer with one digit changed: a near miss, the hardest kind of wrong for a verifier."""
     digits = list(problem.answer)
     i = int(rng.integers(len(digits)))

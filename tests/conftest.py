@@ -47,3 +47,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
     import json
 
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The converted SmolLM2-135M-Instruct (a real pretrained chat model from a PyPI wheel),
+    converted once into the cache and shared by every test that needs a real model."""
+    from learner.pretrained import resolve_model
+
+    return resolve_model("smollm2-135m-instruct", show_progress=False)

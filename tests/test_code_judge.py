@@ -13,7 +13,7 @@ from judge.base import JudgeError
 from judge.code import CodeJudge, extract_code
 from judge.registry import JudgeSpec, make_judge
 from judge.sandbox import SandboxLimits, run_python
-from tasks.addition import Problem
+from tasks.example import Example
 
 LIMITS = SandboxLimits(wall_seconds=2, cpu_seconds=1, memory_bytes=256 * 2**20, file_bytes=2**16, output_bytes=1024)
 TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
@@ -74,7 +74,7 @@ def test_every_escape_is_contained_and_recorded_as_a_loss(tmp_path: Path, listen
     canary.write_text("still here")
     cases = attacks(canary, port)
     judge = CodeJudge(LIMITS, workers=2)
-    problems = [Problem("write add(a, b)", TESTS)] * len(cases)
+    problems = [Example("write add(a, b)", tests=TESTS)] * len(cases)
     bad = [f"def add(a, b):\n    return a + b\n{code}" for code, _ in cases.values()]
     verdicts = judge.judge(problems, [GOOD] * len(cases), bad)
     for (name, (_, expected)), v in zip(cases.items(), verdicts):
@@ -103,7 +103,7 @@ def test_results_say_what_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_code_is_taken_from_the_last_fence() -> None:
     assert extract_code("plan\n```python\nx = 1\n```\nbetter:\n```py\nx = 2\n```") == "x = 2\n"
     assert extract_code("x = 3") == "x = 3"
-    scores = CodeJudge(LIMITS).score_all([Problem("?", TESTS)] * 2, [GOOD, "def add(a, b): return a - b"])
+    scores = CodeJudge(LIMITS).score_all([Example("?", tests=TESTS)] * 2, [GOOD, "def add(a, b): return a - b"])
     assert scores == [1.0, 0.0]
 
 

@@ -5,9 +5,9 @@ from cluster.config import ConfigError, parse_config
 from judge.constitution import ConstitutionalJudge, Principle
 from judge.registry import make_judge
 from judge.rules import ExactAnswerJudge
-from tasks.addition import Problem
+from tasks.example import Example
 
-P = Problem("12+30=", "42")
+P = Example("12+30=", "42")
 CONCISE = Principle("concise", "max_length", 0.5, {"max_chars": 2})
 DIGITS = Principle("digits only", "matches", 0.25, {"pattern": r"\d+"})
 

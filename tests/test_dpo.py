@@ -87,6 +87,22 @@ def test_no_pairs_no_step_and_reference_refresh(tiny_model: Path) -> None:
 
 def test_sft_teaches_a_fixed_answer(tiny_model: Path) -> None:
     learner = Learner(tiny_model, DPOSettings())
-    assert learner.exact_match(["1+1="], ["2"]) == 0.0
+    assert learner.greedy(["1+1=", "1+2="], 4)[0] != "2"
     learner.sft_steps([(["1+1="] * 8, ["2"] * 8)] * 30, learning_rate=1e-2)
-    assert learner.exact_match(["1+1="], ["2"]) == 1.0
+    assert learner.greedy(["1+1=", "12+1=", "1+1="], 4) == ["2", learner.greedy(["12+1="], 4)[0], "2"]
+
+
+def test_micro_batches_accumulate_to_the_whole_batch_step(tiny_model: Path) -> None:
+    """A token budget splits the batch into micro-batches; the accumulated step is the same step."""
+    prompts = ["1+1=", "12+3=", "5+5=", "100+200=", "7+1=", "3+3="]
+    pairs = pa.table({"prompt": prompts, "chosen": ["2", "51", "01", "003", "8", "6"], "rejected": ["3", "5", "0", "3000", "9", "66"]})
+    whole = Learner(tiny_model, DPOSettings(batch_size=6, epochs=1, learning_rate=1e-2, max_grad_norm=1e6))  # no clipping to hide a scale
+    split = Learner(tiny_model, DPOSettings(batch_size=6, epochs=1, learning_rate=1e-2, max_grad_norm=1e6, micro_batch_tokens=40,
+                                            gradient_checkpointing=True))
+    assert len(split._micro_batches([10] * 12, 6)) == 3 and split.policy.is_gradient_checkpointing
+    a, b = whole.train(pairs), split.train(pairs)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["nll"] == pytest.approx(b["nll"], rel=1e-5)
+    assert a["reward_accuracy"] == pytest.approx(b["reward_accuracy"])
+    # the step's gradients (kept on the parameters until the next step) are the whole batch's
+    for (name, x), y in zip(whole.policy.named_parameters(), split.policy.parameters()):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-7, msg=name)

@@ -8,14 +8,16 @@ from judge.registry import make_judge
 from judge.rules import ExactAnswerJudge
 from judge.verdict import Verdict
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, games_table, pairs_from_games, read_tables, write_table_atomic
-from tasks.addition import AdditionTask, Problem, accuracy
+from tasks.addition import AdditionTask
+from tasks.base import metric
+from tasks.example import Example
 
 import numpy as np
 
 
 def test_exact_answer_judge_picks_the_correct_side() -> None:
     judge = ExactAnswerJudge()
-    p = Problem("12+30=", "42")
+    p = Example("12+30=", "42")
     verdicts = judge.judge([p, p, p, p], ["42", " 42\n", "41", "41"], ["41", "42", "42", "40"])
     assert [v.winner for v in verdicts] == ["a", "tie", "b", "tie"]
     assert (verdicts[0].score_a, verdicts[0].score_b) == (1.0, 0.0)
@@ -24,20 +26,20 @@ def test_exact_answer_judge_picks_the_correct_side() -> None:
 
 def test_judge_refuses_mismatched_batches() -> None:
     with pytest.raises(JudgeError, match="one response per side"):
-        ExactAnswerJudge().judge([Problem("1+1=", "2")], ["2"], [])
+        ExactAnswerJudge().judge([Example("1+1=", "2")], ["2"], [])
     with pytest.raises(JudgeError, match="known kinds: exact_answer"):
         make_judge("oracle")
 
 
 def test_addition_split_is_disjoint_and_answers_are_right() -> None:
     task = AdditionTask(digits=3)
-    train = task.sample_train(2000, np.random.default_rng(0))
+    train = task.train(2000, np.random.default_rng(0))
     held = task.held_out(200)
     assert not {p.prompt for p in train} & {p.prompt for p in held}
     p = task.problem(12, 345)
     assert p.prompt == "210+543=" and p.answer == "7530"  # 012 + 345 = 0357, every number reversed
-    assert AdditionTask(3, reverse=False).problem(12, 345) == Problem("12+345=", "357")
-    assert accuracy([p, p], ["7530", "753"]) == 0.5
+    assert AdditionTask(3, reverse=False).problem(12, 345) == Example("12+345=", "357", id="12+345")
+    assert metric(task, [p, p], ["7530", "753"]) == 0.5
 
 
 def _games() -> pa.Table:

@@ -7,7 +7,7 @@ import ray
 from judge.actor import judge_actor
 from judge.pool import JudgePool
 from judge.registry import JudgeSpec
-from tasks.addition import Problem
+from tasks.example import Example
 
 
 def _pool(spec: JudgeSpec, name: str, **kwargs) -> JudgePool:
@@ -17,7 +17,7 @@ def _pool(spec: JudgeSpec, name: str, **kwargs) -> JudgePool:
 def test_a_failing_batch_is_retried_then_marked_and_the_rest_judged(ray_cluster) -> None:
     pool = _pool(JudgeSpec("numeric"), "numeric", size=2, batch_size=2, retries=1)
     try:
-        problems = [Problem("?", "4"), Problem("?", "5"), Problem("?", "five"), Problem("?", "6")]  # "five" makes the verifier raise
+        problems = [Example("?", "4"), Example("?", "5"), Example("?", "five"), Example("?", "6")]  # "five" makes the verifier raise
         verdicts = pool.judge(problems, ray.put(["4", "x", "5", "6"]), ["3", "5", "5", "6"])
         assert [v.winner for v in verdicts[:2]] == ["a", "b"]
         for v in verdicts[2:]:
@@ -33,7 +33,7 @@ def test_a_stuck_judge_is_abandoned_replaced_and_the_pool_goes_on(ray_cluster) -
     pool = _pool(spec, "code", size=1, batch_size=1, timeout_s=4.0, retries=0)
     try:
         slow = "import time\ntime.sleep(20)\n"
-        problems = [Problem("?", "assert True"), Problem("?", "assert True")]
+        problems = [Example("?", tests="assert True"), Example("?", tests="assert True")]
         start = time.monotonic()
         verdicts = pool.judge(problems, ["x = 1", slow], ["x = 2", "x = 3"])
         assert time.monotonic() - start < 15  # abandoned at its deadline, not waited out

@@ -14,7 +14,9 @@ from conftest import tiny_run
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
-from tasks.addition import Problem, accuracy
+from tasks.addition import AdditionTask
+from tasks.base import metric
+from tasks.example import Example
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,7 @@ def test_retention_is_scored_against_the_starting_policy(two_iterations) -> None
     config = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     problems = retention_problems(config)
     assert len(problems["two-digit"]) == 32 and len(problems["file"]) == 10
-    assert problems["file"][3] == Problem("03+03=", "600")
+    assert problems["file"][3] == Example("03+03=", "600")
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "checkpoints" / "v0")
     model = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / "v0").eval()
     for name, probs in problems.items():
@@ -149,4 +151,4 @@ def test_retention_is_scored_against_the_starting_policy(two_iterations) -> None
             ids = tokenizer(p.prompt, return_tensors="pt")["input_ids"]
             out = model.generate(ids, max_new_tokens=8, do_sample=False)
             answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
-        assert start[name] == accuracy(probs, answers), name
+        assert start[name] == metric(AdditionTask(), probs, answers), name

@@ -15,9 +15,9 @@ from league.records import GAME_SCHEMA, read_tables
 from judge.pairwise import DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.registry import JudgeSpec, make_judge
 from learner.tiny_model import build_tiny_model
-from tasks.addition import Problem
+from tasks.example import Example
 
-P = Problem("1+1=", "20")
+P = Example("1+1=", "20")
 
 
 def scripted(replies: dict[str, str]):
@@ -64,7 +64,7 @@ def test_served_by_a_vllm_generator_actor(ray_cluster, tmp_path: Path) -> None:
     llm = generator_actor("test-pairwise-judge-llm", spec, "judge", 0)
     try:
         judge = make_judge(JudgeSpec("pairwise_llm", llm=llm, llm_sampling=Sampling(0.0, 1.0, 8)))
-        verdicts = judge.judge([P, Problem("2+2=", "40")], ["20", "40"], ["3", "41"])
+        verdicts = judge.judge([P, Example("2+2=", "40")], ["20", "40"], ["3", "41"])
         assert len(verdicts) == 2
         for v in verdicts:  # an untrained judge model: unreadable, recorded as such, no crash
             assert v.winner in ("a", "b", "tie") and v.reason.split(":")[0] in ("invalid", "orders disagree", "both orders agree")

@@ -17,7 +17,7 @@ def test_warm_up_batches_take_the_share_from_retention_tasks() -> None:
     assert len(batch) == 64 and widths.count(3) == 48 and widths.count(2) == 8 and widths.count(1) == 8
     assert widths[:48] != [3] * 48  # shuffled, not appended
     plain = sft_problems(main, {}, 0.25, 64, np.random.default_rng(0))
-    assert plain == main.sample_train(64, np.random.default_rng(0))  # no retention task: the batch is unchanged
+    assert plain == main.train(64, np.random.default_rng(0))  # no retention task: the batch is unchanged
 
 
 def test_retention_problems_are_fixed_and_held_out(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from judge.constitution import ConstitutionalJudge, Principle
 from judge.registry import JudgeSpec, make_judge
 from judge.reward_model import RewardModelJudge, win_probability
 from judge.rules import ExactAnswerJudge
-from tasks.addition import Problem
+from tasks.example import Example
 
-PROBLEMS = [Problem("1+2=", "30"), Problem("4+4=", "80"), Problem("9+9=", "81")]
+PROBLEMS = [Example("1+2=", "30"), Example("4+4=", "80"), Example("9+9=", "81")]
 A = ["30", "8", "81"]
 B = ["31", "80", "8"]
 

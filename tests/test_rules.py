@@ -5,7 +5,7 @@ from cluster.config import ConfigError, parse_config
 from judge.base import JudgeError
 from judge.registry import JudgeSpec, make_judge
 from judge.rules import VERIFIERS, extract_number, normalized_match, numeric, parse_number, regex, verifier
-from tasks.addition import Problem
+from tasks.example import Example
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,13 @@ def test_normalized_and_regex_matches() -> None:
 def test_recipe_names_a_verifier_and_its_options() -> None:
     config = parse_config({"judge": {"kind": "numeric", "options": {"extract": "boxed", "tolerance": 0.01}}})
     judge = make_judge(JudgeSpec(config.judge.kind, config.judge.options))
-    [v] = judge.judge([Problem("pi to two places?", "3.14")], [r"\boxed{3.141}"], ["3.141"])
+    [v] = judge.judge([Example("pi to two places?", "3.14")], [r"\boxed{3.141}"], ["3.141"])
     assert (v.winner, v.score_a, v.score_b) == ("a", 1.0, 0.0)  # b has no boxed answer
     with pytest.raises(ConfigError, match="do not fit verifier 'numeric'"):
         parse_config({"judge": {"kind": "numeric", "options": {"tol": 0.1}}})
     with pytest.raises(ConfigError, match="extract must be last, first or boxed"):
         parse_config({"judge": {"kind": "numeric", "options": {"extract": "middle"}}})
-    with pytest.raises(ConfigError, match="unknown judge kind 'oracle'; known kinds: exact_answer, normalized_match, numeric, regex"):
+    with pytest.raises(ConfigError, match="unknown judge kind 'oracle'; known kinds: exact_answer, math, normalized_match, numeric, regex"):
         parse_config({"judge": {"kind": "oracle"}})
 
 
@@ -66,6 +66,37 @@ def test_registered_verifiers_become_judge_kinds() -> None:
     try:
         config = parse_config({"judge": {"kind": "palindrome"}})
         judge = make_judge(JudgeSpec(config.judge.kind))
-        assert [v.winner for v in judge.judge([Problem("?", ""), Problem("?", "")], ["abba", "ab"], ["abc", "aa"])] == ["a", "b"]
+        assert [v.winner for v in judge.judge([Example("?", ""), Example("?", "")], ["abba", "ab"], ["abc", "aa"])] == ["a", "b"]
     finally:
         VERIFIERS.pop("palindrome")
+
+
+MATH_CASES = [
+    (r"The answer is \boxed{\frac{1}{2}}", "0.5", True),
+    (r"so $x = \frac{6}{8}$", r"\frac{3}{4}", True),
+    (r"\boxed{1+2x}", "2x+1", True),
+    (r"\boxed{\sqrt{2}}", "2^{1/2}", True),
+    (r"\boxed{41}", "42", False),
+    (r"\boxed{2x-1}", "2x+1", False),
+    ("", "1", False),
+]
+
+
+def test_math_verifier_accepts_equivalent_forms_only() -> None:
+    for response, answer, expected in MATH_CASES:
+        assert VERIFIERS["math"](response, answer) is expected, (response, answer)
+    with pytest.raises(ConfigError, match="timeout_s"):
+        parse_config({"judge": {"kind": "math", "options": {"timeout_s": 0}}})
+
+
+def test_math_verifier_runs_inside_a_ray_actor(ray_cluster) -> None:
+    """math-verify's own timeouts use signal.alarm, which raises off the main thread; ours do not."""
+    import ray
+
+    from judge.actor import judge_actor
+
+    judge = judge_actor("test-math-judge", JudgeSpec("math"))
+    problems = [Example("?", answer) for _, answer, _ in MATH_CASES]
+    scores = ray.get(judge.score.remote(problems, [response for response, _, _ in MATH_CASES]))
+    ray.kill(judge)
+    assert scores == [1.0 if expected else 0.0 for _, _, expected in MATH_CASES]

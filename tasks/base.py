@@ -1,0 +1,100 @@
+"""The `Task` protocol and the registry of task kinds.
+
+A task says what is played about: where training prompts come from, a fixed held-out split,
+warm-up examples where it has references, and its own held-out metric. A recipe picks one with
+`task.kind`; each kind is one file in this folder with an options model (validated when the
+recipe is read, like every other section) whose `build` makes the task. The driver, the judges
+and the league see only `Example`s.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from tasks.example import Example
+
+
+class TaskError(ValueError):
+    """A task that cannot be built or asked for what it lacks (no references for SFT, a bad data file)."""
+
+
+class TaskOptions(BaseModel):
+    """A task kind's recipe section. Subclasses set `kind` (a Literal, the registry's key) and `build`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: str
+    held_out_size: int
+
+    @property
+    def has_tests(self) -> bool:
+        """Whether the examples carry unit tests (what the code judge runs)."""
+        return False
+
+    def with_judge(self, kind: str, options: dict[str, Any]) -> "TaskOptions":
+        """The options once the recipe's judge is known (a task whose metric defaults to the judge's fills it in)."""
+        return self
+
+    def build(self, seed: int) -> "Task":
+        raise NotImplementedError(f"task kind {self.kind!r} defines no build()")
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What the driver asks of a task. Held-out evaluation, retention and the SFT stop all go
+    through `metric`, so each task is measured in its own terms (exact match, a numeric
+    answer, unit tests passed)."""
+
+    name: ClassVar[str]
+
+    def train(self, n: int, rng: np.random.Generator) -> list[Example]:
+        """`n` training prompts, drawn with `rng` (never from the held-out split)."""
+
+    def held_out(self) -> list[Example]:
+        """The fixed held-out split: the same examples every iteration and every run with this seed."""
+
+    def sft(self, n: int, rng: np.random.Generator) -> list[Example]:
+        """`n` training examples with reference answers for the warm-up; a `TaskError` where there are none."""
+
+    def score(self, example: Example, response: str) -> float:
+        """One answer's held-out score in [0, 1]."""
+
+
+def metric(task: Task, examples: list[Example], responses: list[str]) -> float:
+    """The task's held-out metric: its mean score over the examples."""
+    if len(examples) != len(responses):
+        raise TaskError(f"{len(examples)} examples but {len(responses)} responses to score")
+    if not examples:
+        return 0.0
+    return sum(task.score(e, r) for e, r in zip(examples, responses)) / len(examples)
+
+
+O = TypeVar("O", bound=type[TaskOptions])
+TASK_KINDS: dict[str, type[TaskOptions]] = {}
+
+
+def task_kind(options: O) -> O:
+    """Register a task kind by its options model; its `kind` field's default is the name."""
+    name = options.model_fields["kind"].default
+    if not isinstance(name, str):
+        raise TypeError(f"{options.__name__}.kind needs a string default (the task kind's name)")
+    TASK_KINDS[name] = options
+    return options
+
+
+def kinds() -> dict[str, type[TaskOptions]]:
+    """Every task kind, after importing each module of this folder (a new task is one new file)."""
+    import tasks
+
+    for module in pkgutil.iter_modules(tasks.__path__):
+        importlib.import_module(f"tasks.{module.name}")
+    return dict(TASK_KINDS)
+
+
+def no_references(kind: str) -> TaskError:
+    return TaskError(f"task kind {kind!r} has no reference answers to warm up on; set sft.steps: 0")
+
+

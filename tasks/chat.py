@@ -1,0 +1,72 @@
+"""Turning an `Example`'s prompt into the text a model reads: its chat template, or raw text.
+
+One renderer serves every place a prompt meets the policy (generation, the warm-up, DPO
+pairs, evaluation), so what the learner trains on is exactly what the generators answered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from tasks.example import Example, Prompt
+
+
+class PromptRenderer:
+    """`template`: `auto` (the tokenizer's chat template when it has one, else raw text),
+    `none` (raw text, for base models), or the path of a Jinja template file.
+
+    A template that writes the BOS token itself would get a second one from a tokenizer that
+    adds it; the renderer leaves the template's off, so plain tokenization gives the template's
+    exact tokens everywhere."""
+
+    def __init__(self, tokenizer: Any, template: str | Path = "auto", system_prompt: str | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        if str(template) not in ("auto", "none"):
+            tokenizer.chat_template = Path(template).read_text()
+        self.chat = str(template) != "none" and bool(getattr(tokenizer, "chat_template", None))
+        self._strip = _added_bos(tokenizer) if self.chat else None
+
+    @classmethod
+    def for_model(cls, path: str | Path, template: str | Path = "auto", system_prompt: str | None = None) -> "PromptRenderer":
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(path), template, system_prompt)
+
+    def __call__(self, example: Example | Prompt) -> str:
+        prompt = example.prompt if isinstance(example, Example) else example
+        if not self.chat:
+            return self._raw(prompt)
+        messages = self.messages(prompt)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if self._strip and text.startswith(self._strip):
+            text = text[len(self._strip):]
+        return text
+
+    def messages(self, prompt: Prompt) -> list[dict[str, str]]:
+        """The chat messages of a prompt: a string is one user turn; the system prompt goes first
+        unless the prompt brings its own."""
+        turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+        if self.system_prompt is not None and not (turns and turns[0].get("role") == "system"):
+            turns.insert(0, {"role": "system", "content": self.system_prompt})
+        return turns
+
+    def _raw(self, prompt: Prompt) -> str:
+        if isinstance(prompt, str):
+            return prompt if self.system_prompt is None else f"{self.system_prompt}\n\n{prompt}"
+        return "\n\n".join(m["content"] for m in self.messages(prompt))
+
+
+def _added_bos(tokenizer: Any) -> str | None:
+    """The BOS token's text when the tokenizer puts it before every text itself, else None."""
+    bos = getattr(tokenizer, "bos_token", None)
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos is None or bos_id is None:
+        return None
+    ids = tokenizer("x")["input_ids"]
+    return bos if ids and ids[0] == bos_id else None
+
+
+def render_all(render: PromptRenderer, examples: Sequence[Example]) -> list[str]:
+    return [render(e) for e in examples]
+

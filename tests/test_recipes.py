@@ -1,0 +1,40 @@
+"""Every shipped recipe parses and validates; the GPU ones once their paths are filled in."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cluster.config import RECIPES, load_recipe, parse_config
+
+SHIPPED = sorted(RECIPES.glob("*.yaml"))
+
+
+def _filled(node, model: Path, data: Path):
+    """The recipe with its FILL_IN paths pointed at a checkpoint and a data file."""
+    if isinstance(node, dict):
+        return {k: _filled(v, model, data) for k, v in node.items()}
+    if isinstance(node, str) and node.startswith("FILL_IN"):
+        return str(data) if node.endswith(".jsonl") else str(model)
+    return node
+
+
+@pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.name)
+def test_shipped_recipe_validates(recipe: Path, tiny_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Tom has {i} apples and buys 2. How many?", "answer": str(i + 2)}) + "\n"
+                            for i in range(40)))
+    raw = yaml.safe_load(recipe.read_text())
+    config = parse_config(_filled(raw, tiny_model, data), source=recipe.name)
+    if "FILL_IN" not in recipe.read_text():
+        assert config == load_recipe(recipe)
+    task = config.task.build(config.seed)
+    assert task.held_out() and task.train(2, np.random.default_rng(0))
+
+
+def test_the_recipes_this_readme_names_are_shipped() -> None:
+    names = {p.name for p in SHIPPED}
+    assert {"default.yaml", "smollm2-arithmetic.yaml", "qwen2.5-0.5b-gsm8k.yaml", "qwen2.5-1.5b-gsm8k.yaml"} <= names
+    readme = (RECIPES.parent.parent / "README.md").read_text()
+    assert all(name in readme for name in names)
