@@ -79,13 +79,18 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _path_exists(self) -> "ModelConfig":
-        from learner.pretrained import BUILTIN_MODELS, is_builtin
+        from learner.pretrained import BUILTIN_MODELS, PretrainedModelError, cache_dir, gguf_file, is_builtin
 
         update: dict[str, Any] = {}
         if self.chat_template not in ("auto", "none"):
             if not Path(self.chat_template).is_file():
                 raise ValueError(f"model.chat_template {self.chat_template!r} is not auto, none or a template file")
             update["chat_template"] = str(Path(self.chat_template).resolve())
+        if self.path is not None and is_builtin(self.path) and not (cache_dir() / str(self.path) / "config.json").is_file():
+            try:
+                gguf_file(str(self.path))  # not converted yet: the package it comes from must be there
+            except PretrainedModelError as err:
+                raise ValueError(str(err)) from None
         if self.path is not None and not is_builtin(self.path):
             if not (self.path / "config.json").is_file():
                 raise ValueError(
@@ -99,7 +104,7 @@ class ModelConfig(_Section):
 
 class SFTConfig(_Section):
     """The warm-up before self-play: at most `steps` steps, ending early once the policy's
-    exact-match accuracy on a validation sample of training problems reaches `stop_at_accuracy`
+    task metric on a validation sample of training problems reaches `stop_at_accuracy`
     (so self-play starts from a comparable point whatever the seed); steps=0 skips it."""
 
     steps: int = Field(2000, ge=0)
@@ -364,7 +369,7 @@ class SelfPlayConfig(_Section):
 
 class RetentionConfig(_Section):
     """A held-out task the run does not train on in self-play, scored every iteration (greedy,
-    exact match) against the starting policy: does self-play cost the policy what it knew?
+    by `metric`) against the starting policy: does self-play cost the policy what it knew?
 
     `digits`: the built-in addition with operands of this many digits; its training problems
     join the SFT warm-up (`sft.retention_share` of each batch) and self-play never sees them.
@@ -375,11 +380,15 @@ class RetentionConfig(_Section):
     digits: int | None = Field(None, ge=1, le=6)
     path: Path | None = None
     size: int = Field(128, ge=1, description="problems scored (from the file: its first this many)")
+    metric: str = Field("exact_answer", description="the verifier scoring a file's answers (numeric, math, ...)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "RetentionConfig":
+        from judge.rules import check_verifier
+
         if (self.digits is None) == (self.path is None):
             raise ValueError(f"retention task {self.name!r}: give exactly one of digits (built-in addition) or path (a file)")
+        check_verifier(self.metric, {})
         if self.path is None:
             return self
         from learner.mixing import PreferenceDataError, load_text_columns
@@ -445,11 +454,32 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task_name(cls, data: Any) -> Any:
+        """Runs written before task kinds existed say `task.name: addition`; they resume as they were."""
+        task = data.get("task") if isinstance(data, dict) else None
+        if isinstance(task, dict) and task.get("name") == "addition" and "kind" not in task:
+            data = {**data, "task": {k: v for k, v in task.items() if k != "name"}}
+        return data
+
     @model_validator(mode="after")
     def _retention_is_held_out(self) -> "RunConfig":
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):
             raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")
+        from judge.rules import VERIFIERS
+
+        if self.judge.kind in VERIFIERS and not self.task.has_references:
+            raise ValueError(
+                f"judge kind {self.judge.kind} checks answers against reference answers, and task kind {self.task.kind!r} "
+                "gives none here: set task.columns.reference, or judge open-ended prompts with reward_model or pairwise_llm"
+            )
+        if self.sft.steps and not self.task.has_references:
+            raise ValueError(
+                f"sft.steps is {self.sft.steps}, but task kind {self.task.kind!r} gives no reference answers to warm up on: "
+                "set sft.steps: 0 or give task.columns.reference"
+            )
         if self.judge.kind == "code" and not self.task.has_tests:
             raise ValueError(
                 f"judge kind code runs each example's unit tests, and task kind {self.task.kind!r} gives none: use task kind "

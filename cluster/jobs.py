@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from cluster.config import RunConfig, parse_config, to_yaml
+from cluster.config import RunConfig, parse_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RECIPE_ENV = "SELFPLAY_RECIPE"
@@ -76,6 +76,23 @@ def job_recipe(config: RunConfig, job_id: str) -> RunConfig:
     return config.model_copy(update={"run_dir": run_dir or Path(RUNS_ON_CLUSTER) / job_id, "cluster": cluster})
 
 
+def shipped(config: RunConfig) -> dict[str, Any]:
+    """The recipe as it travels: paths inside the project (data files, a chat template, a model
+    checkpoint), which the recipe check made absolute here, made relative to it again, since the
+    job's working directory is this project unpacked elsewhere. Other paths must be where the
+    cluster's nodes see them (shared storage)."""
+    root = str(PROJECT_ROOT) + os.sep
+
+    def portable(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: portable(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [portable(v) for v in node]
+        return node[len(root):] if isinstance(node, str) and node.startswith(root) else node
+
+    return portable(config.model_dump(mode="json"))
+
+
 def submit(config: RunConfig, address: str | None = None, job_id: str | None = None) -> str:
     """Submit the recipe as a Ray job; returns its id."""
     job_id = job_id or time.strftime("selfplay-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -86,7 +103,7 @@ def submit(config: RunConfig, address: str | None = None, job_id: str | None = N
     runtime_env = {
         "working_dir": str(PROJECT_ROOT),
         "excludes": EXCLUDES,
-        "env_vars": {RECIPE_ENV: to_yaml(recipe), **WORKER_ENV, **JOB_ENV},
+        "env_vars": {RECIPE_ENV: yaml.safe_dump(shipped(recipe), sort_keys=False), **WORKER_ENV, **JOB_ENV},
     }
     metadata = {"run_dir": str(recipe.run_dir), "selfplay": "1"}
     try:

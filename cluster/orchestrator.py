@@ -66,7 +66,7 @@ class Orchestrator:
         self.version = 0
         self.retention_tasks = retention_tasks(config)
         self.retention = retention_problems(config)
-        self.retention_scorers = retention_scorers(config, self.task)
+        self.retention_scorers = retention_scorers(config)
         self.retention_start: dict[str, float] = {}
         self.exploiters: dict[str, Agent] = {}  # league roles' exploiters (matchmaking: alphastar)
 
@@ -232,7 +232,7 @@ class Orchestrator:
                 problems = sft_problems(self.task, self.retention_tasks, sft.retention_share, sft.batch_size, self.rng)
                 batches.append(([self._sft_prompt(self.render(p)) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
-            answers = ray.get(self.learner.greedy.remote(val_prompts, self.config.generator.max_new_tokens))
+            answers = ray.get(self.learner.greedy.remote(val_prompts, self.greedy.max_new_tokens, self.greedy.stop))
             val = metric(self.task, validation, answers)
             bar.update(len(batches))
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val:.2f}")

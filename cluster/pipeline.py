@@ -190,7 +190,7 @@ class RLHFPipeline:
             )
         problems = self.task.train(n, self.rng)
         return pa.table({
-            "prompt": [self.render(p) for p in problems],
+            "prompt": [p.text for p in problems],  # what the reward-model judge reads
             "chosen": [p.answer for p in problems],
             "rejected": [wrong_answer(p, self.rng) for p in problems],
         })

@@ -11,7 +11,8 @@ import numpy as np
 from cluster.config import RunConfig
 from learner.mixing import load_text_columns
 from tasks.addition import AdditionTask
-from tasks.base import Task
+from judge.rules import RuleJudge
+from tasks.base import Scorer, Task
 from tasks.example import Example
 
 
@@ -25,10 +26,10 @@ def retention_tasks(config: RunConfig) -> dict[str, AdditionTask]:
     }
 
 
-def retention_scorers(config: RunConfig, task: Task) -> dict[str, Task]:
-    """Whose metric scores each retention task: a built-in one its own, one from a file the run's task."""
+def retention_scorers(config: RunConfig) -> dict[str, Scorer]:
+    """What scores each retention task: a built-in one its own metric, one from a file its `metric` verifier."""
     taught = retention_tasks(config)
-    return {r.name: taught.get(r.name, task) for r in config.eval.retention}
+    return {r.name: taught.get(r.name) or RuleJudge(r.metric) for r in config.eval.retention}
 
 
 def retention_problems(config: RunConfig) -> dict[str, list[Example]]:

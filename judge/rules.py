@@ -108,19 +108,35 @@ def math_answer(response: str, answer: str, timeout_s: float = 5.0) -> bool:
         raise ValueError("timeout_s must be above 0")
     if not response.strip():
         return False
-    result: list[bool] = []
-    worker = threading.Thread(target=lambda: result.append(_math_equal(answer, response)), daemon=True)
+    parse, verify = _math_verify()  # imported here, not inside the bounded call
+    result: list[Any] = []
+
+    def check() -> None:
+        try:
+            result.append(_math_equal(parse, verify, answer, response))
+        except Exception as err:  # handed to the caller: a broken verifier must not read as a wrong answer
+            result.append(err)
+
+    worker = threading.Thread(target=check, daemon=True)
     worker.start()
     worker.join(timeout_s)
+    if result and isinstance(result[0], Exception):
+        raise JudgeError(f"math verifier failed on reference {answer!r}: {result[0]!r}") from result[0]
     return bool(result and result[0])
 
 
-def _math_equal(answer: str, response: str) -> bool:
+def _math_verify() -> tuple[Callable[..., Any], Callable[..., Any]]:
     import logging
 
-    from math_verify import parse, verify
-
+    try:
+        from math_verify import parse, verify
+    except ImportError as err:
+        raise JudgeError("the math verifier needs the math-verify package (pip install math-verify)") from err
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns on every call that its timeouts are off
+    return parse, verify
+
+
+def _math_equal(parse: Callable[..., Any], verify: Callable[..., Any], answer: str, response: str) -> bool:
     gold = parse(answer if "$" in answer or "\\" in answer else f"${answer}$", parsing_timeout=None)
     return bool(verify(gold, parse(response, parsing_timeout=None), timeout_seconds=None))
 

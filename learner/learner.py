@@ -141,7 +141,7 @@ class Learner:
         return float(np.mean(losses)) if losses else 0.0
 
     @torch.no_grad()
-    def greedy(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def greedy(self, prompts: list[str], max_new_tokens: int, stop: tuple[str, ...] = ()) -> list[str]:
         """The policy's greedy answers (what the task's metric scores during the warm-up, before
         any generator serves it). Prompts of one token length are batched together, so no
         padding can move a position."""
@@ -158,7 +158,7 @@ class Learner:
                 eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )
             for i, row in zip(idx, out[:, batch.shape[1]:].tolist()):
-                answers[i] = self.tokenizer.decode(row, skip_special_tokens=True)
+                answers[i] = _cut(self.tokenizer.decode(row, skip_special_tokens=True), stop)
         self.policy.train()
         return answers
 
@@ -200,7 +200,7 @@ class Learner:
         `micro_batch_tokens` padded tokens each (a pair's two answers always share one)."""
         k = len(prompts)
         whole = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected)
-        chosen_tokens = int(whole["completion_mask"][:k].sum())
+        chosen_tokens = int(whole["completion_mask"][:k, 1:].sum())  # scored tokens: position t predicts t + 1
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
         for idx in self._micro_batches(whole["attention_mask"].sum(-1).tolist(), k):
@@ -299,3 +299,9 @@ class Learner:
         self.version, self.iterations = counters["version"], counters["iterations"]
         self.rng.bit_generator.state = counters["rng"]
         return self.version
+
+
+def _cut(text: str, stop: tuple[str, ...]) -> str:
+    """The answer up to its first stop string, as the generators end it."""
+    ends = [text.find(s) for s in stop if s in text]
+    return text[: min(ends)] if ends else text

@@ -30,7 +30,6 @@ class ArithmeticOptions(TaskOptions):
     digits: int = Field(2, ge=1, le=6)
     operations: list[Literal["+", "-", "*"]] = Field(["+"], min_length=1)
     template: str = Field("What is {a} {op} {b}?", description="the question, over {a}, {op} and {b}")
-    chat: bool = Field(True, description="ask as a user chat message (rendered with the model's template); false: plain text")
     held_out_size: int = Field(128, ge=8, description="held-out questions scored every iteration")
     held_out_every: int = Field(10, ge=2, description="one question in this many is held out of training")
 
@@ -65,8 +64,7 @@ class ArithmeticTask:
 
     def question(self, a: int, op: str, b: int) -> Example:
         text = self.options.template.format(a=a, op=op, b=b)
-        prompt = [{"role": "user", "content": text}] if self.options.chat else text
-        return Example(prompt, str(OPERATIONS[op](a, b)), id=f"{a}{op}{b}")
+        return Example([{"role": "user", "content": text}], str(OPERATIONS[op](a, b)), id=f"{a}{op}{b}")
 
     def is_held_out(self, a: int, op: str, b: int) -> bool:
         digest = hashlib.blake2b(f"{a}{op}{b}".encode(), digest_size=8).digest()

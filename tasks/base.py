@@ -30,6 +30,11 @@ class TaskOptions(BaseModel):
     held_out_size: int
 
     @property
+    def has_references(self) -> bool:
+        """Whether the examples carry reference answers (what the SFT warm-up trains on)."""
+        return True
+
+    @property
     def has_tests(self) -> bool:
         """Whether the examples carry unit tests (what the code judge runs)."""
         return False
@@ -63,7 +68,13 @@ class Task(Protocol):
         """One answer's held-out score in [0, 1]."""
 
 
-def metric(task: Task, examples: list[Example], responses: list[str]) -> float:
+class Scorer(Protocol):
+    """Anything that scores one answer: a task, or a verifier's judge (retention files)."""
+
+    def score(self, example: Example, response: str) -> float: ...
+
+
+def metric(task: Scorer, examples: list[Example], responses: list[str]) -> float:
     """The task's held-out metric: its mean score over the examples."""
     if len(examples) != len(responses):
         raise TaskError(f"{len(examples)} examples but {len(responses)} responses to score")
@@ -92,9 +103,4 @@ def kinds() -> dict[str, type[TaskOptions]]:
     for module in pkgutil.iter_modules(tasks.__path__):
         importlib.import_module(f"tasks.{module.name}")
     return dict(TASK_KINDS)
-
-
-def no_references(kind: str) -> TaskError:
-    return TaskError(f"task kind {kind!r} has no reference answers to warm up on; set sft.steps: 0")
-
 

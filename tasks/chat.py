@@ -6,7 +6,7 @@ pairs, evaluation), so what the learner trains on is exactly what the generators
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tasks.example import Example, Prompt
 
@@ -65,8 +65,4 @@ def _added_bos(tokenizer: Any) -> str | None:
         return None
     ids = tokenizer("x")["input_ids"]
     return bos if ids and ids[0] == bos_id else None
-
-
-def render_all(render: PromptRenderer, examples: Sequence[Example]) -> list[str]:
-    return [render(e) for e in examples]
 

@@ -46,6 +46,7 @@ class DatasetOptions(TaskOptions):
     split: str = Field("train", description="the split to read (Hub datasets and DatasetDicts)")
     columns: Columns = Columns()
     held_out_path: str | None = None
+    held_out_split: str = Field("test", description="the split read from held_out_path (Hub datasets and DatasetDicts)")
     split_column: str | None = None
     held_out_value: str = "test"
     held_out_every: int = Field(10, ge=2)
@@ -62,15 +63,22 @@ class DatasetOptions(TaskOptions):
             _scorer(self.metric, self.metric_options)  # an unknown verifier or option fails here
         try:
             train, held = split_rows(self)
+            self._check_metric(train[:100] + held)
         except TaskError as err:
             raise ValueError(str(err)) from None
         if not train:
             raise ValueError(f"{self.path}: every row is held out; lower the held-out share or give held_out_path")
         if not held:
             raise ValueError(f"{self.path}: no row is held out; give held_out_path, split_column or a smaller held_out_every")
+        if self.held_out_path is not None and {e.id for e in train} & {e.id for e in held}:
+            raise ValueError(f"{self.held_out_path}: rows also in {self.path} (same ids); the held-out split must be unseen")
         local = {k: str(Path(v).expanduser().resolve()) for k, v in (("path", self.path), ("held_out_path", self.held_out_path))
                  if v is not None and Path(v).expanduser().exists()}  # a Ray job runs elsewhere
         return self.model_copy(update=local) if local else self
+
+    @property
+    def has_references(self) -> bool:
+        return self.columns.reference is not None
 
     @property
     def has_tests(self) -> bool:
@@ -84,12 +92,33 @@ class DatasetOptions(TaskOptions):
 
         if self.metric is not None:
             return self
-        if kind in VERIFIERS or kind == CODE:
-            return self.model_copy(update={"metric": kind, "metric_options": dict(options)})
+        if kind in VERIFIERS or kind == CODE:  # validated again: the metric must fit the rows
+            return DatasetOptions.model_validate({**self.model_dump(), "metric": kind, "metric_options": dict(options)})
         raise ValueError(
             f"task kind dataset judged by {kind} needs task.metric: a verifier (exact_answer, numeric, ...) to score "
             "held-out answers against columns.reference"
         )
+
+    def _check_metric(self, examples: list[Example]) -> None:
+        """A verifier needs references it can read and the code judge needs tests: each reference,
+        scored as its own answer, must not fail (a `numeric` metric on "Paris" fails here, naming the row)."""
+        if self.metric is None:
+            return
+        from judge.base import JudgeError
+        from judge.registry import CODE
+
+        if self.metric == CODE:
+            if not self.has_tests:
+                raise TaskError("task metric code runs each row's unit tests: set task.columns.tests")
+            return
+        if not self.has_references:
+            raise TaskError(f"task metric {self.metric} checks answers against references: set task.columns.reference")
+        score = _scorer(self.metric, self.metric_options)
+        for example in examples:
+            try:
+                score(example, example.answer)
+            except (JudgeError, ValueError) as err:
+                raise TaskError(f"{self.path}: the reference of row {example.id!r} does not fit metric {self.metric}: {err}") from None
 
     def build(self, seed: int) -> "DatasetTask":
         train, held = split_rows(self)
@@ -179,13 +208,14 @@ def to_example(row: dict[str, Any], c: Columns, where: str) -> Example:
         prompt: Any = row[c.messages]
         if not (isinstance(prompt, list) and prompt and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in prompt)):
             raise TaskError(f"{where}: column {c.messages!r} must be a non-empty list of {{role, content}} messages")
-        prompt = [{"role": str(m.get("role", "user")), "content": m["content"]} for m in prompt]
+        prompt = [{"role": str(m.get("role") or "user"), "content": m["content"]} for m in prompt]
     else:
         prompt = row[c.prompt]
         if not isinstance(prompt, str) or not prompt.strip():
             raise TaskError(f"{where}: column {c.prompt!r} must be non-empty text, not {prompt!r}")
     if c.system is not None and row[c.system]:
         turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        turns = [t for t in turns if t["role"] != "system"]  # the row's system prompt replaces the messages' own
         prompt = [{"role": "system", "content": str(row[c.system])}, *turns]
     reference = _text(row, c.reference, where)
     tests = _text(row, c.tests, where)
@@ -206,7 +236,7 @@ def split_rows(o: DatasetOptions) -> tuple[list[Example], list[Example]]:
     """The training and held-out examples, in file order."""
     rows = read_rows(o.path, o.name, o.split)
     if o.held_out_path is not None:
-        held_rows = read_rows(o.held_out_path, o.name, o.split)
+        held_rows = read_rows(o.held_out_path, o.name, o.held_out_split)
         return _examples(rows, o, o.path), _examples(held_rows, o, o.held_out_path)
     if o.split_column is not None:
         if o.split_column not in rows[0]:

@@ -18,8 +18,8 @@ Prompt = Union[str, Sequence[Message]]
 class Example:
     """One prompt of a task.
 
-    `prompt` is plain text (for base models, or text a task formats itself) or a list of chat
-    messages (rendered with the model's chat template). `reference` is the answer a rule
+    `prompt` is text or a list of chat messages; the run's renderer gives a chat model either
+    through its chat template (text as one user turn) and a base model the text itself. `reference` is the answer a rule
     verifier checks against; `tests` is code that checks a program (the code judge); a prompt
     with neither is open-ended and needs a model judge. `fields` carries what else a task or a
     judge needs (a reasoning-gym entry, a system prompt, the source row).

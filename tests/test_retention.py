@@ -46,3 +46,21 @@ def test_recipe_refuses_retention_it_cannot_measure(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"prompt": "q", "reply": "a"}) + "\n")
     with pytest.raises(ConfigError, match=r"lacks column\(s\) \['answer'\]"):
         parse_config({"eval": {"retention": [{"name": "bad", "path": str(bad)}]}})
+
+
+def test_file_retention_is_scored_by_its_own_verifier(tmp_path: Path) -> None:
+    from cluster.retention import retention_scorers
+    from tasks.base import metric
+
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(4)))
+    config = parse_config({"task": {"kind": "arithmetic"}, "sft": {"steps": 0}, "judge": {"kind": "numeric"},
+                           "eval": {"retention": [{"name": "sums", "path": str(bench), "metric": "numeric"}]}})
+    problems = retention_problems(config)["sums"]
+    assert metric(retention_scorers(config)["sums"], problems, ["It is 1.", "2", "so 3!", "5"]) == 0.75
+    with pytest.raises(ConfigError, match="digits: built-in addition taught beside an addition task"):
+        parse_config({"task": {"kind": "arithmetic"}, "eval": {"retention": [{"name": "two", "digits": 2}]}})
+
+
+def test_runs_written_before_task_kinds_still_read() -> None:
+    assert parse_config({"task": {"name": "addition", "digits": 2}}).task.digits == 2
