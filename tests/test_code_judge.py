@@ -115,7 +115,7 @@ def test_recipe_sets_the_limits() -> None:
         JudgeConfig.model_validate({"kind": "code", "options": {"timeout": 3}})
     with pytest.raises(ValidationError, match="must be a number above 0, got '5'"):
         JudgeConfig.model_validate({"kind": "code", "options": {"wall_seconds": "5"}})
-    with pytest.raises(ConfigError, match="the built-in addition task has none"):
+    with pytest.raises(ConfigError, match="task kind 'addition' gives none"):
         parse_config({"judge": {"kind": "code"}})  # its answers are sums, not tests: every program would pass
     with pytest.raises(JudgeError, match="wall_seconds must be a number above 0, got 0"):
         CodeJudge(SandboxLimits(wall_seconds=0))
