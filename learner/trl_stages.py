@@ -48,9 +48,16 @@ def _common_args(settings: StageSettings, output_dir: Path) -> dict:
         report_to=[],
         seed=settings.seed,
         use_cpu=not torch.cuda.is_available(),
+        bf16=_bf16_autocast(),
         max_length=settings.max_length,
         disable_tqdm=not settings.show_progress,
     )
+
+
+def _bf16_autocast() -> bool:
+    """bf16 mixed precision on a GPU that has it, fp32 on CPU. TRL's configs default to bf16
+    everywhere; on a CPU without native bf16 (AVX2 only) that made a step about 3x slower."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _use_every_core() -> None:

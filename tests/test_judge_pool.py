@@ -29,14 +29,14 @@ def test_a_failing_batch_is_retried_then_marked_and_the_rest_judged(ray_cluster)
 
 
 def test_a_stuck_judge_is_abandoned_replaced_and_the_pool_goes_on(ray_cluster) -> None:
-    spec = JudgeSpec("code", {"wall_seconds": 30, "cpu_seconds": 30})
+    spec = JudgeSpec("code", {"wall_seconds": 120, "cpu_seconds": 30})
     pool = _pool(spec, "code", size=1, batch_size=1, timeout_s=4.0, retries=0)
     try:
-        slow = "import time\ntime.sleep(20)\n"
+        slow = "import time\ntime.sleep(90)\n"
         problems = [Example("?", tests="assert True"), Example("?", tests="assert True")]
         start = time.monotonic()
         verdicts = pool.judge(problems, ["x = 1", slow], ["x = 2", "x = 3"])
-        assert time.monotonic() - start < 15  # abandoned at its deadline, not waited out
+        assert time.monotonic() - start < 45  # abandoned at its deadline, not waited out (90 s); slack for a loaded CI box
         assert verdicts[0].winner == "tie" and verdicts[0].reason.startswith("a: passed")  # judged
         assert verdicts[1].reason == "judge error after 1 tries: timed out after 4s"
         assert pool.generation == [1]  # the stuck judge was replaced

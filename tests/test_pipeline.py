@@ -83,3 +83,15 @@ def test_stages_refuse_bad_calls_with_what_to_do(staged) -> None:
         pipe.run_sft()
     with pytest.raises(PipelineError, match="n_games must be at least 1"):
         pipe.run_self_play(n_games=0)
+
+
+
+def test_trl_stages_use_bf16_only_on_a_gpu_that_has_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TRL defaults to bf16 autocast everywhere; on a CPU without native bf16 that is several times slower.
+    from learner.trl_stages import StageSettings, _common_args
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _common_args(StageSettings(), tmp_path)["bf16"] is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert _common_args(StageSettings(), tmp_path)["bf16"] is True
