@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -72,6 +72,7 @@ class Generator:
             tensor_parallel_size=spec.tensor_parallel_size,
             gpu_memory_utilization=spec.gpu_memory_utilization,
             distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
+            **_cpu_workarounds(),
         )
         self.policy = policy
         self.version = version
@@ -84,6 +85,11 @@ class Generator:
     def generate(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[str]:
         """One completion per prompt; `seeds` makes each one reproducible (and distinct per side)."""
         return [out.text for out in self._complete(prompts, sampling, seeds)]
+
+    def generate_finished(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[tuple[str, bool]]:
+        """As `generate`, each answer with whether it was cut off at `max_new_tokens` (vLLM's
+        finish reason `length`) rather than ended by EOS or a stop string."""
+        return [(out.text, out.finish_reason == "length") for out in self._complete(prompts, sampling, seeds)]
 
     def generate_tokens(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None = None) -> list[list[int]]:
         """As `generate`, but the completion's token ids (EOS included when generation stopped on it)."""
@@ -164,23 +170,48 @@ class Generator:
         checkpoints: dict[str, tuple[str, int]],
         sampling: Sampling,
         seeds: list[int],
-    ) -> list[str]:
-        """Answer each prompt as the snapshot named beside it, loading each snapshot once.
+    ) -> list[tuple[str, bool]]:
+        """Answer each prompt as the snapshot named beside it, loading each snapshot once; each
+        answer as (text, cut off at the token limit), as `generate_finished` gives them.
 
         `checkpoints` maps a snapshot name to (checkpoint path, version). The engine's own
         policy goes first so a single-opponent league never reloads.
         """
-        responses: list[str] = [""] * len(prompts)
+        responses: list[tuple[str, bool]] = [("", False)] * len(prompts)
         names = sorted(set(policies), key=lambda name: name != self.policy)
         for name in names:
             if name != self.policy:
                 path, version = checkpoints[name]
                 self.load_checkpoint(path, name, version)
             idx = [i for i, p in enumerate(policies) if p == name]
-            outs = self.generate([prompts[i] for i in idx], sampling, [seeds[i] for i in idx])
-            for i, text in zip(idx, outs):
-                responses[i] = text
+            outs = self.generate_finished([prompts[i] for i in idx], sampling, [seeds[i] for i in idx])
+            for i, answer in zip(idx, outs):
+                responses[i] = answer
         return responses
+
+
+def _cpu_workarounds() -> dict[str, Any]:
+    """vLLM-CPU engine arguments. A prefill split across engine steps (chunked prefill: any step
+    with more prompt tokens than the batch budget, 4096) rewinds the seeded requests' torch
+    generators, which CPU generators refuse ("CPU Generator does not use offset"), crashing the
+    engine; whole prefills avoid it. GPU engines keep vLLM's defaults."""
+    return {} if torch.cuda.is_available() else {"enable_chunked_prefill": False}
+
+
+def kv_bytes_per_token(model_path: str | Path, dtype: str) -> int | None:
+    """KV-cache bytes one token takes in an engine serving `model_path` in `dtype` (None when its
+    config does not say), so a context too long for the cache is refused before vLLM starts."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    try:
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        layers = config.num_hidden_layers
+    except AttributeError:
+        return None
+    return 2 * layers * kv_heads * head_dim * (4 if dtype == "float32" else 2)
 
 
 def _transfer_config(backend: str | None):

@@ -299,7 +299,8 @@ class GeneratorPool:
         return self.submit("generate_tokens", {"prompts": prompts, "seeds": seeds}, sampling=sampling).result()
 
     def generate_as(self, prompts: list[str], policies: list[str], checkpoints: dict, sampling: Any, seeds: list[int]) -> Pending:
-        """Answers as the snapshot named beside each prompt (a snapshot pool); returns the request under way."""
+        """Answers, each as (text, cut off at the token limit), as the snapshot named beside each
+        prompt (a snapshot pool); returns the request under way."""
         return self.submit("generate_as", {"prompts": prompts, "policies": policies, "seeds": seeds}, checkpoints=checkpoints, sampling=sampling)
 
     def serving(self) -> tuple[str, int]:

@@ -60,6 +60,7 @@ def games_per_second(spec: EngineSpec, size: int, games: int, rounds: int) -> fl
         a = policy.submit("generate", {"prompts": prompts, "seeds": list(range(games))}, sampling=sampling)
         b = snapshots.generate_as(prompts, ["v0"] * games, checkpoints, sampling, list(range(games, 2 * games)))
         answers_a, answers_b = ray.get([a.result(), b.result()])
+        answers_b = [text for text, _ in answers_b]  # (text, cut off) pairs
         wins = sum((x.strip() == p.answer) > (y.strip() == p.answer) for p, x, y in zip(problems, answers_a, answers_b))
         if r:
             best = min(best, time.perf_counter() - start)

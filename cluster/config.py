@@ -75,22 +75,22 @@ class ModelConfig(_Section):
     system_prompt: str | None = Field(None, description="a system turn before every prompt")
     tiny: TinyModelConfig = TinyModelConfig()
     dtype: Literal["float32", "bfloat16"] = "float32"
-    max_model_len: int = Field(64, ge=8)
+    max_model_len: int | None = Field(
+        None, ge=8, description="tokens of prompt plus answer the generators and the TRL stages take; default: the model's own "
+        "(max_position_embeddings; 64 for the tiny model)",
+    )
 
     @model_validator(mode="after")
     def _path_exists(self) -> "ModelConfig":
-        from learner.pretrained import BUILTIN_MODELS, PretrainedModelError, cache_dir, gguf_file, is_builtin
+        from learner.pretrained import BUILTIN_MODELS, is_builtin
 
         update: dict[str, Any] = {}
         if self.chat_template not in ("auto", "none"):
             if not Path(self.chat_template).is_file():
                 raise ValueError(f"model.chat_template {self.chat_template!r} is not auto, none or a template file")
             update["chat_template"] = str(Path(self.chat_template).resolve())
-        if self.path is not None and is_builtin(self.path) and not (cache_dir() / str(self.path) / "config.json").is_file():
-            try:
-                gguf_file(str(self.path))  # not converted yet: the package it comes from must be there
-            except PretrainedModelError as err:
-                raise ValueError(str(err)) from None
+        if self.path is not None and is_builtin(self.path):
+            _check_builtin(self.path)
         if self.path is not None and not is_builtin(self.path):
             if not (self.path / "config.json").is_file():
                 raise ValueError(
@@ -100,6 +100,18 @@ class ModelConfig(_Section):
                 )
             update["path"] = self.path.resolve()
         return self.model_copy(update=update) if update else self
+
+
+def _check_builtin(name: Path) -> None:
+    """A built-in model not converted yet needs the package it comes from."""
+    from learner.pretrained import PretrainedModelError, cache_dir, gguf_file
+
+    if (cache_dir() / str(name) / "config.json").is_file():
+        return
+    try:
+        gguf_file(str(name))
+    except PretrainedModelError as err:
+        raise ValueError(str(err)) from None
 
 
 class SFTConfig(_Section):
@@ -179,12 +191,22 @@ class PrincipleConfig(_Section):
 
 
 class JudgeConfig(_Section):
-    kind: str = Field("exact_answer", description="a rule verifier (exact_answer, normalized_match, numeric, regex), code or reward_model")
+    kind: str = Field(
+        "exact_answer", description="a rule verifier (exact_answer, normalized_match, numeric, regex, math), code, task (the "
+        "task's own metric), reward_model or pairwise_llm",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="the verifier's options, e.g. numeric's tolerance")
     reward_model: Path | None = Field(None, description="a sequence-classification checkpoint with one label (kind reward_model)")
     tie_margin: float = Field(0.0, ge=0, description="reward model: rewards at most this far apart are a tie")
+    truncation: Literal["judge", "loses"] = Field(
+        "judge", description="head-to-head games: judge: an answer cut off at generator.max_new_tokens is judged like any "
+        "other; loses: it loses to one that ended (two cut off tie)",
+    )
     num_gpus: float = Field(0, ge=0, description="GPUs for the judge actor (a reward model or principle classifiers)")
-    llm: Path | None = Field(None, description="pairwise_llm: the judge model's checkpoint, served by its own vLLM generator actor")
+    llm: Path | None = Field(
+        None, description="pairwise_llm: the judge model's checkpoint (or a built-in model's name), served by its own vLLM "
+        "generator actor",
+    )
     template: str = Field(DEFAULT_TEMPLATE, description="pairwise_llm: the question, over {prompt}, {a} and {b}")
     verdict_pattern: str = Field(DEFAULT_PATTERN, description="pairwise_llm: a regex whose one group captures A, B or C (tie)")
     llm_max_new_tokens: int = Field(16, ge=1)
@@ -199,7 +221,7 @@ class JudgeConfig(_Section):
     def _reward_model_given(self) -> "JudgeConfig":
         from judge.base import JudgeError
         from judge.code import CodeJudge
-        from judge.registry import CODE, MODEL_KINDS, kinds
+        from judge.registry import CODE, MODEL_KINDS, TASK, kinds
         from judge.rules import check_verifier
 
         if self.kind not in kinds():
@@ -210,6 +232,10 @@ class JudgeConfig(_Section):
             except JudgeError as err:
                 raise ValueError(str(err)) from None
             return self
+        if self.kind == TASK:
+            if self.options:
+                raise ValueError("judge kind task scores with the task's own metric and takes no options; set them in task:")
+            return self
         if self.kind not in MODEL_KINDS:
             check_verifier(self.kind, self.options)
             return self
@@ -219,8 +245,16 @@ class JudgeConfig(_Section):
             from judge.pairwise import check_template
 
             check_template(self.template, self.verdict_pattern)
+            from learner.pretrained import is_builtin
+
+            if self.llm is not None and is_builtin(self.llm):
+                _check_builtin(self.llm)
+                return self
             if self.llm is None or not (self.llm / "config.json").is_file():
-                raise ValueError(f"judge kind pairwise_llm needs llm: the judge model's checkpoint directory (got {self.llm})")
+                raise ValueError(
+                    f"judge kind pairwise_llm needs llm: the judge model's checkpoint directory or a built-in model's name "
+                    f"(got {self.llm})"
+                )
             return self.model_copy(update={"llm": self.llm.resolve()})
         if self.reward_model is None or not (self.reward_model / "config.json").is_file():
             raise ValueError(
@@ -289,6 +323,10 @@ class DPOConfig(_Section):
         None, ge=16, description="padded tokens per forward pass, gradients accumulated over them; none: the whole batch"
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="forward passes under bf16 autocast (weights and optimizer stay fp32); auto: bf16 on a GPU "
+        "that has it, fp32 elsewhere",
+    )
 
 
 class DataConfig(_Section):
@@ -551,9 +589,9 @@ def parse_config(data: dict[str, Any], source: str = "recipe") -> RunConfig:
         raise ConfigError(_explain(err, source)) from None
 
 
-def load_recipe(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML recipe (the built-in default when `path` is None) and apply dotted overrides."""
-    path = path or DEFAULT_RECIPE
+    path = Path(path) if path is not None else DEFAULT_RECIPE
     if not path.is_file():
         raise ConfigError(f"recipe {str(path)!r} does not exist; pass the path of a YAML recipe or none for the default")
     try:

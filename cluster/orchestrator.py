@@ -20,20 +20,22 @@ import ray
 from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
-from actors.generator import GREEDY, EngineSpec, Sampling
+from actors.generator import GREEDY, EngineSpec, Sampling, kv_bytes_per_token
 from actors.pool import GeneratorPool, interleave
 from cluster.agents import Agent, split_by_player
-from cluster.config import JudgeConfig, LeagueConfig, RunConfig
+from cluster.config import ConfigError, JudgeConfig, LeagueConfig, ModelConfig, RunConfig
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
 from cluster.diversity import diversity
 from cluster.metrics import RunMetrics
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
+from cluster.win_rate import v0_answers, win_rate_vs_v0
 from judge.actor import judge_actor
 from judge.constitution import Principle
 from judge.pool import JudgePool
 from judge.registry import JudgeSpec
+from judge.verdict import truncation_loses
 from league.actor import league_actor
 from league.league import CURRENT, LeagueSettings, snapshot_name
 from league.roles import RoleRules
@@ -42,13 +44,14 @@ from learner.actor import learner_actor
 from learner.checkpoint import replace_dir_atomically
 from learner.learner import DPOSettings
 from learner.pretrained import is_builtin, resolve_model
-from learner.tiny_model import build_tiny_model
+from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from tasks.base import metric
 from tasks.chat import PromptRenderer
 
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
-NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_ci": None, "games": 0, "games_per_s": None}
+NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_ci": None, "games": 0, "games_per_s": None,
+                             "truncated": 0}
 
 
 class Orchestrator:
@@ -69,6 +72,7 @@ class Orchestrator:
         self.retention_scorers = retention_scorers(config)
         self.retention_start: dict[str, float] = {}
         self.exploiters: dict[str, Agent] = {}  # league roles' exploiters (matchmaking: alphastar)
+        self.v0_answers: list[str] = []  # an open-ended task's yardstick (`evaluate`)
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -84,6 +88,7 @@ class Orchestrator:
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
         ray.get(self.league.admit.remote(0, v0))
         self._start_generators(v0, 0, "v0", (v0, 0))
+        self._keep_v0_answers()
         self._start_exploiters()
 
     def start_resumed(self, point: ResumePoint) -> None:
@@ -98,14 +103,23 @@ class Orchestrator:
         snapshots = ray.get(self.league.checkpoints.remote())
         latest = max(snapshots, key=lambda n: snapshots[n][1])
         self._start_generators(str(policy), self.version, latest, snapshots[latest])
+        self._keep_v0_answers()
         self._start_exploiters(point.learner.parent / "agents")
+
+    def _keep_v0_answers(self) -> None:
+        """An open-ended task is measured against v0's held-out answers: taken now, while the
+        generators serve v0, or read back from the run directory when resuming."""
+        if self.task.open_ended:
+            self.v0_answers = v0_answers(self.run.root, self.held_out_answers)
 
     def _start_core(self, policy: Path, resume: bool) -> None:
         """The learner on `policy`, the league (fresh, or the run's own with `resume`), the judges,
         and the external preference data: what a fresh and a resumed run start alike."""
         cfg = self.config
         self.render = PromptRenderer.for_model(policy, cfg.model.chat_template, cfg.model.system_prompt)
-        settings = DPOSettings(**cfg.dpo.model_dump())
+        self.max_model_len = context_length(cfg.model, policy)
+        check_kv_cache(cfg, policy, self.max_model_len)
+        settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
         self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus))
         league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
@@ -128,7 +142,7 @@ class Orchestrator:
         cfg = self.config
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
-        spec = EngineSpec(str(path), cfg.model.dtype, cfg.model.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
+        spec = EngineSpec(str(path), cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization)
 
         def start(serial: int) -> Any:
@@ -145,7 +159,7 @@ class Orchestrator:
         cfg = self.config
         if cfg.league.matchmaking != "alphastar":
             return
-        settings = DPOSettings(**cfg.dpo.model_dump())
+        settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
         for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
             policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
             learner = learner_actor(
@@ -180,10 +194,11 @@ class Orchestrator:
         old = getattr(self, "judges", None)
         self._pools = getattr(self, "_pools", 0) + 1
         pool = "judge" if self._pools == 1 else f"judge{self._pools}"
-        spec = judge_spec(judge)
+        spec = judge_spec(judge, self.config)
         if judge.kind == "pairwise_llm" and getattr(self, "judge_llm", None) is None:
             g = self.config.generator
-            engine = EngineSpec(str(judge.llm), self.config.model.dtype, judge.llm_max_model_len, g.kv_cache_bytes, self.config.seed,
+            llm = resolve_model(str(judge.llm), self.show_progress) if is_builtin(judge.llm) else judge.llm
+            engine = EngineSpec(str(llm), self.config.model.dtype, judge.llm_max_model_len, g.kv_cache_bytes, self.config.seed,
                                 gpu_memory_utilization=g.gpu_memory_utilization)
             self.judge_llm = generator_actor(self.actor_name("judge-llm"), engine, "judge", 0, num_cpus=g.num_cpus, num_gpus=g.num_gpus)
         if judge.kind == "pairwise_llm":
@@ -232,11 +247,14 @@ class Orchestrator:
                 problems = sft_problems(self.task, self.retention_tasks, sft.retention_share, sft.batch_size, self.rng)
                 batches.append(([self._sft_prompt(self.render(p)) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
+            bar.update(len(batches))
+            if sft.stop_at_accuracy is None:  # no stop to check: the validation answers would only cost time
+                bar.set_postfix(loss=f"{loss:.3f}")
+                continue
             answers = ray.get(self.learner.greedy.remote(val_prompts, self.greedy.max_new_tokens, self.greedy.stop))
             val = metric(self.task, validation, answers)
-            bar.update(len(batches))
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val:.2f}")
-            if sft.stop_at_accuracy is not None and val >= sft.stop_at_accuracy:
+            if val >= sft.stop_at_accuracy:
                 break
         bar.close()
 
@@ -287,7 +305,7 @@ class Orchestrator:
         return {
             "role": agent.role,
             "version": agent.version,
-            "accuracy": self.evaluate(agent.generator),
+            **self.evaluate(agent.generator),
             "games": fields["games"],
             "win_rate_vs_main": ray.get(self.league.win_rate.remote(agent.name, CURRENT)),
             "elo": fields["elo"],
@@ -329,7 +347,7 @@ class Orchestrator:
                    weight_sync_s=self.policy_pool.last_sync_seconds, queue_depth=self.policy_pool.requested,
                    learner_seconds=stats["seconds"])
         row.update(
-            accuracy=self.evaluate(),
+            **self.evaluate(),
             **self.measure_retention(),
             **self.measure_diversity(),
             pairs=int(stats["pairs"]),
@@ -355,14 +373,16 @@ class Orchestrator:
         opponents = ray.get(self.league.matchmake.remote(n, agent.name))
         seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
 
-        side_a = agent.generator.submit("generate", {"prompts": prompts, "seeds": seeds[0]}, sampling=self.sampling)
-        responses_b = self.respond_as(prompts, opponents, seeds[1])  # both sides generate at once
-        responses_a = side_a.result()
+        side_a = agent.generator.submit("generate_finished", {"prompts": prompts, "seeds": seeds[0]}, sampling=self.sampling)
+        side_b = self.respond_as(prompts, opponents, seeds[1])  # both sides generate at once
+        (responses_a, cut_a), (responses_b, cut_b) = _split(ray.get(side_a.result())), _split(ray.get(side_b))
         verdicts = self.judges.judge(problems, responses_a, responses_b)
+        if self.config.judge.truncation == "loses":
+            verdicts = truncation_loses(verdicts, cut_a, cut_b)
         play_seconds = time.perf_counter() - start
         summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
             it, agent.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds, agent.name,
-            {CURRENT: self.version} | {name: a.version for name, a in self.exploiters.items()},
+            {CURRENT: self.version} | {name: a.version for name, a in self.exploiters.items()}, (cut_a, cut_b),
         )
         summary = ray.get(summary_ref)
 
@@ -378,6 +398,7 @@ class Orchestrator:
             "games": summary.games,
             "games_per_s": summary.games / play_seconds,
             "admitted": admitted,
+            "truncated": sum(cut_a) + sum(cut_b),  # answers cut off at generator.max_new_tokens
         }
         if agent.name == CURRENT:  # the league's ratings once an iteration, in the current policy's row
             fields["elo_by_policy"] = ray.get(self.league.ratings.remote())
@@ -385,8 +406,9 @@ class Orchestrator:
         return fields, pairs
 
     def respond_as(self, prompts: list[str], opponents: list[str], seeds: list[int]) -> ray.ObjectRef:
-        """Each prompt answered by the opponent named beside it: snapshots by the snapshot
-        generator, learning agents (live play, league roles) by their own generators."""
+        """Each prompt answered by the opponent named beside it, as (text, cut off at the token
+        limit): snapshots by the snapshot generator, learning agents (live play, league roles) by
+        their own generators."""
         snapshots = ray.get(self.league.checkpoints.remote())
         live = {CURRENT: self.policy_pool} | {name: a.generator for name, a in self.exploiters.items()}
         groups = split_by_player(opponents, set(live) & set(opponents))
@@ -397,7 +419,7 @@ class Orchestrator:
                 names = [opponents[i] for i in idx]
                 requests.append(self.snapshot_pool.generate_as(asks, names, snapshots, self.sampling, sub_seeds))
             else:
-                requests.append(live[who].submit("generate", {"prompts": asks, "seeds": sub_seeds}, sampling=self.sampling))
+                requests.append(live[who].submit("generate_finished", {"prompts": asks, "seeds": sub_seeds}, sampling=self.sampling))
         parts = [r.result() for r in requests]
         if list(groups) == [None]:
             return parts[0]
@@ -452,11 +474,18 @@ class Orchestrator:
     def _seeds(self, n: int) -> list[int]:
         return self.rng.integers(0, 2**31, size=n).tolist()
 
-    def evaluate(self, generator: Any = None) -> float:
-        """The task's held-out metric (greedy answers) of the policy a generator (the current policy's by default) now serves."""
+    def evaluate(self, generator: Any = None) -> dict[str, Any]:
+        """The task's held-out metric (greedy answers) of the policy a generator (the current
+        policy's by default) now serves, as `accuracy`; an open-ended task's is its win rate
+        against v0, with `accuracy_interval` beside it."""
+        responses = self.held_out_answers(generator)
+        if not self.task.open_ended:
+            return {"accuracy": metric(self.task, self.held_out, responses)}
+        return win_rate_vs_v0(self.judges.judge, self.held_out, responses, self.v0_answers)
+
+    def held_out_answers(self, generator: Any = None) -> list[str]:
         generator = generator or self.policy_pool
-        responses = ray.get(generator.generate([self.render(p) for p in self.held_out], self.greedy))
-        return metric(self.task, self.held_out, responses)
+        return ray.get(generator.generate([self.render(p) for p in self.held_out], self.greedy))
 
     def measure_diversity(self) -> dict[str, Any]:
         """Distinct-n and self-BLEU of sampled answers to a fixed prompt set, with the same seeds every time."""
@@ -490,7 +519,7 @@ class Orchestrator:
     def initial_row(self) -> dict[str, Any]:
         """Iteration 0 of `metrics.jsonl`: the starting policy, before any self-play."""
         return {
-            "iteration": 0, "accuracy": self.evaluate(), **self.measure_retention(), **NO_GAMES,
+            "iteration": 0, **self.evaluate(), **self.measure_retention(), **NO_GAMES,
             "elo": self.config.league.initial_elo, "seconds": 0.0,
         }
 
@@ -554,6 +583,9 @@ class Orchestrator:
 def format_row(row: dict[str, Any]) -> str:
     """The terminal line of one iteration; fields of modes that did not run are left out."""
     parts = [f"iter {row['iteration']:3d}", f"acc {row['accuracy']:.3f}"]
+    if row.get("accuracy_interval"):  # an open-ended task: the judge's win rate against v0
+        low, high = row["accuracy_interval"]
+        parts[1] = f"win-rate-vs-v0 {row['accuracy']:.3f} [{low:.2f}, {high:.2f}]"
     if row.get("games"):
         wr = row["win_rate_vs_previous"]
         parts += [
@@ -562,6 +594,8 @@ def format_row(row: dict[str, Any]) -> str:
             f"games {row['games']:5d}",
             f"games/s {row['games_per_s']:6.1f}",
         ]
+    if row.get("truncated"):
+        parts.append(f"truncated {row['truncated']}")
     if "failures" in row:
         parts.append(f"failures {row['failures']:4d}/{row['adversarial_prompts']}")
     if "skill_win_rates" in row:
@@ -600,7 +634,38 @@ def base_model(config: RunConfig, run: RunDir, show_progress: bool = True) -> Pa
     if path is not None:
         return resolve_model(str(path), show_progress) if is_builtin(path) else path
     return build_tiny_model(
-        run.base_model, **config.model.tiny.model_dump(), max_position_embeddings=config.model.max_model_len, seed=config.seed
+        run.base_model, **config.model.tiny.model_dump(), max_position_embeddings=config.model.max_model_len or TINY_CONTEXT,
+        seed=config.seed,
+    )
+
+
+def context_length(model: ModelConfig, checkpoint: Path) -> int:
+    """`model.max_model_len`, or else the checkpoint's own context (its max_position_embeddings)."""
+    if model.max_model_len is not None:
+        return model.max_model_len
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(checkpoint).max_position_embeddings)
+
+
+def _split(answers: list[tuple[str, bool]]) -> tuple[list[str], list[bool]]:
+    """(text, cut off) answers as the texts and the flags."""
+    return [text for text, _ in answers], [bool(cut) for _, cut in answers]
+
+
+def check_kv_cache(config: RunConfig, checkpoint: Path, max_model_len: int) -> None:
+    """Refuse a context the generators' fixed KV cache cannot hold one sequence of, naming the
+    two keys that fix it (vLLM's own error names its arguments, not the recipe's)."""
+    per_token = kv_bytes_per_token(checkpoint, config.model.dtype)
+    budget = config.generator.kv_cache_bytes
+    if per_token is None or per_token * max_model_len <= budget:
+        return
+    mib = 2**20
+    raise ConfigError(
+        f"a {max_model_len}-token context (model.max_model_len, or the model's own) needs "
+        f"{per_token * max_model_len / mib:.0f} MiB of KV cache per generator, more than generator.kv_cache_bytes "
+        f"({budget / mib:.0f} MiB): set model.max_model_len to at most {budget // per_token}, or generator.kv_cache_bytes "
+        f"to at least {per_token * max_model_len}"
     )
 
 
@@ -611,8 +676,9 @@ def league_settings(league: LeagueConfig) -> LeagueSettings:
     return LeagueSettings(**league.model_dump(exclude={"roles"}), roles=rules)
 
 
-def judge_spec(judge: JudgeConfig) -> JudgeSpec:
-    """The judge section of a recipe as the judge actor takes it."""
+def judge_spec(judge: JudgeConfig, config: RunConfig | None = None) -> JudgeSpec:
+    """The judge section of a recipe as the judge actor takes it (with `judge.kind: task`, the
+    recipe's task too, from `config`)."""
     principles = [
         Principle(p.name, p.rule, p.weight, dict(p.options), str(p.model) if p.model else None, p.label)
         for p in judge.constitution
@@ -621,4 +687,5 @@ def judge_spec(judge: JudgeConfig) -> JudgeSpec:
     return JudgeSpec(
         kind=judge.kind, options=dict(judge.options), reward_model=reward_model, tie_margin=judge.tie_margin,
         constitution=principles, template=judge.template, pattern=judge.verdict_pattern,
+        task=config.task if config is not None else None, task_seed=config.seed if config is not None else 0,
     )

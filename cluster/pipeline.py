@@ -23,7 +23,7 @@ import pyarrow as pa
 import ray
 
 from cluster.config import RunConfig, load_recipe, to_yaml, with_run_dir
-from cluster.orchestrator import Orchestrator, base_model, format_row
+from cluster.orchestrator import Orchestrator, base_model, context_length, format_row
 from cluster.retention import retention_tasks, sft_problems
 from cluster.run import connect
 from cluster.run_dir import RunDir, write_text_atomic
@@ -168,8 +168,8 @@ class RLHFPipeline:
         return row
 
     def evaluate(self) -> float:
-        """Greedy held-out accuracy of the policy the generator serves now."""
-        return self.orchestrator.evaluate()
+        """The task's held-out metric (greedy answers) of the policy the generator serves now."""
+        return self.orchestrator.evaluate()["accuracy"]
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -198,7 +198,7 @@ class RLHFPipeline:
     def _stage(self, steps: int, batch_size: int, learning_rate: float, warmup_steps: int) -> StageSettings:
         return StageSettings(
             steps=max(steps, 1), batch_size=batch_size, learning_rate=learning_rate, warmup_steps=warmup_steps,
-            max_length=self.config.model.max_model_len, seed=self.config.seed, show_progress=self.show_progress,
+            max_length=context_length(self.config.model, self.policy_path), seed=self.config.seed, show_progress=self.show_progress,
         )
 
     def _on_learner_resources(self, fn: Any, *args: Any) -> Any:

@@ -1,8 +1,9 @@
 """The code-execution judge: a response passes when its code passes the problem's unit tests.
 
 The example's `tests` hold them (plain `assert`s: a test fails by raising);
-the response's code is the last fenced ```python block, or the whole response when it has
-none. The code, then the tests, run in one namespace in the sandbox (judge/sandbox.py); it
+the response's code is the last fenced ```python block (closed, or open to the end), or the
+whole response when it has none. The example's `fields["setup"]` (imports the prompt assumes, as HumanEval's do), the
+code, then the tests, run in one namespace in the sandbox (judge/sandbox.py); it
 passes only when both run to the end, whatever exit status the code picks. So a
 response that loops, forks, hogs memory or reaches outside is a recorded loss, never a stop.
 """
@@ -16,7 +17,8 @@ from judge.sandbox import SandboxLimits, SandboxResult, run_python
 from judge.verdict import Verdict, verdict_from_scores
 from tasks.example import Example
 
-FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)```", re.S)
+# a block closed by its fence, or left open at the end (an answer cut at a stop string or the token limit)
+FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
 
 def extract_code(response: str) -> str:
@@ -50,7 +52,7 @@ class CodeJudge(Judge):
 
     def run(self, problems: list[Example], responses: list[str]) -> list[SandboxResult]:
         """Each response's code followed by its problem's tests, a few programs at a time."""
-        pairs = [(extract_code(r), _tests(p)) for p, r in zip(problems, responses, strict=True)]
+        pairs = [(_program(p, r), _tests(p)) for p, r in zip(problems, responses, strict=True)]
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(lambda pair: run_python(pair[0], self.limits, tests=pair[1]), pairs))
 
@@ -69,6 +71,11 @@ class CodeJudge(Judge):
             verdict_from_scores(float(a.passed), float(b.passed), f"a: {a.reason}; b: {b.reason}")
             for a, b in zip(results[:n], results[n:])
         ]
+
+
+def _program(example: Example, response: str) -> str:
+    setup = example.fields.get("setup")
+    return f"{setup}\n{extract_code(response)}" if setup else extract_code(response)
 
 
 def _tests(example: Example) -> str:

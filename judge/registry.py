@@ -9,15 +9,16 @@ from judge.code import CodeJudge
 from judge.constitution import ConstitutionalJudge, Principle
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.reward_model import RewardModelJudge
-from judge.rules import VERIFIERS, RuleJudge
+from judge.rules import VERIFIERS, RuleJudge, ScoreJudge
 
 MODEL_KINDS = ("reward_model", "pairwise_llm")
 CODE = "code"
+TASK = "task"  # each answer scored by the task's own metric (reasoning-gym's score_answer, say)
 
 
 def kinds() -> list[str]:
     """Every judge kind a recipe may name: the registered verifiers, the code judge, the model judges."""
-    return sorted(VERIFIERS) + [CODE, *MODEL_KINDS]
+    return sorted(VERIFIERS) + [CODE, TASK, *MODEL_KINDS]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class JudgeSpec:
     template: str = DEFAULT_TEMPLATE
     pattern: str = DEFAULT_PATTERN
     constitution: list[Principle] = field(default_factory=list)
+    task: Any = None  # kind task: the recipe's task options (built in the judge actor) and the run's seed
+    task_seed: int = 0
 
 
 def make_judge(spec: JudgeSpec | str, constitution: list[Principle] | None = None) -> Judge:
@@ -43,6 +46,10 @@ def make_judge(spec: JudgeSpec | str, constitution: list[Principle] | None = Non
         base: Judge = RuleJudge(spec.kind, spec.options)
     elif spec.kind == CODE:
         base = CodeJudge.from_options(spec.options)
+    elif spec.kind == TASK:
+        if spec.task is None:
+            raise JudgeError("judge kind task needs the recipe's task options (the orchestrator gives them)")
+        base = ScoreJudge(spec.task.build(spec.task_seed), f"task:{spec.task.kind}")
     elif spec.kind == "reward_model":
         if spec.reward_model is None:
             raise JudgeError("judge kind reward_model needs judge.reward_model: the path of a reward-model checkpoint")

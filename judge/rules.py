@@ -180,6 +180,27 @@ class RuleJudge(Judge):
         return verdicts
 
 
+class ScoreJudge(Judge):
+    """Each answer scored by anything with `score(example, response)` in [0, 1] (the task's own
+    metric, for `judge.kind: task`); the higher score wins, equal scores tie."""
+
+    def __init__(self, scorer: Any, name: str) -> None:
+        self.scorer = scorer
+        self.name = name
+
+    def score(self, problem: Example, response: str) -> float:
+        return float(self.scorer.score(problem, response))
+
+    def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
+        if not len(problems) == len(responses_a) == len(responses_b):
+            raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
+        verdicts = []
+        for problem, a, b in zip(problems, responses_a, responses_b):
+            sa, sb = self.score(problem, a), self.score(problem, b)
+            verdicts.append(verdict_from_scores(sa, sb, f"{self.name}: a {sa:.3g}, b {sb:.3g}"))
+        return verdicts
+
+
 class ExactAnswerJudge(RuleJudge):
     """The built-in task's judge: exactly the answer."""
 

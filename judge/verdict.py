@@ -30,3 +30,16 @@ def verdict_from_scores(
     """Higher score wins; scores within `tie_margin` of each other tie."""
     winner: Winner = "tie" if abs(score_a - score_b) <= tie_margin else ("a" if score_a > score_b else "b")
     return Verdict(winner, score_a, score_b, reason, dict(principles or {}))
+
+
+def truncation_loses(verdicts: list[Verdict], cut_a: list[bool], cut_b: list[bool]) -> list[Verdict]:
+    """`judge.truncation: loses`: an answer cut off at the token limit loses to one that ended,
+    whatever the judge said (a policy must not learn that running on wins); two cut-off answers
+    tie. Games with neither cut off keep the judge's verdict."""
+    out = []
+    for v, a, b in zip(verdicts, cut_a, cut_b, strict=True):
+        if a == b:
+            out.append(Verdict("tie", v.score_a, v.score_b, f"both truncated; {v.reason}", v.principles) if a else v)
+        else:
+            out.append(Verdict("b" if a else "a", v.score_a, v.score_b, f"{'a' if a else 'b'} truncated; {v.reason}", v.principles))
+    return out

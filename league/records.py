@@ -32,6 +32,8 @@ GAME_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("principles", pa.map_(pa.string(), pa.list_(pa.float64()))),
         ("play_seconds", pa.float64()),
+        ("truncated_a", pa.bool_()),  # the answer was cut off at the token limit (null: not known, e.g. older runs)
+        ("truncated_b", pa.bool_()),
     ]
 )
 
@@ -45,6 +47,8 @@ PAIR_SCHEMA = pa.schema(
         ("rejected", pa.string()),
         ("source", pa.string()),
         ("margin", pa.float64()),
+        ("chosen_truncated", pa.bool_()),  # trained on without an end of answer (null: ended)
+        ("rejected_truncated", pa.bool_()),
     ]
 )
 
@@ -67,6 +71,8 @@ def pairs_from_games(games: pa.Table) -> pa.Table:
                 "rejected": g["response_b"] if a_won else g["response_a"],
                 "source": g["mode"],
                 "margin": abs(g["score_a"] - g["score_b"]),
+                "chosen_truncated": g.get("truncated_a" if a_won else "truncated_b"),
+                "rejected_truncated": g.get("truncated_b" if a_won else "truncated_a"),
             }
         )
     return pa.Table.from_pylist(pairs, schema=PAIR_SCHEMA)
@@ -105,9 +111,12 @@ def games_table(
     verdicts: list,
     judge: str,
     play_seconds: float,
+    truncated: tuple[list[bool], list[bool]] | None = None,
 ) -> pa.Table:
-    """One row per game of this round; `verdicts` are judge.verdict.Verdict records."""
+    """One row per game of this round; `verdicts` are judge.verdict.Verdict records; `truncated`
+    the (side a, side b) flags of answers cut off at the token limit, where known."""
     per_game = play_seconds / max(len(prompts), 1)
+    cut_a, cut_b = truncated if truncated is not None else ([None] * len(prompts), [None] * len(prompts))
     rows = [
         {
             "game_id": f"r{round_:05d}-g{i:06d}",
@@ -127,7 +136,11 @@ def games_table(
             "reason": v.reason,
             "principles": [(name, list(pair)) for name, pair in v.principles.items()],
             "play_seconds": per_game,
+            "truncated_a": ta,
+            "truncated_b": tb,
         }
-        for i, (opp, prompt, a, b, v) in enumerate(zip(opponents, prompts, responses_a, responses_b, verdicts, strict=True))
+        for i, (opp, prompt, a, b, v, ta, tb) in enumerate(
+            zip(opponents, prompts, responses_a, responses_b, verdicts, cut_a, cut_b, strict=True)
+        )
     ]
     return pa.Table.from_pylist(rows, schema=GAME_SCHEMA)

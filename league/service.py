@@ -147,15 +147,17 @@ class LeagueService:
         play_seconds: float,
         agent: str = CURRENT,
         live_versions: dict[str, int] | None = None,
+        truncated: tuple[list[bool], list[bool]] | None = None,
     ) -> tuple[RoundSummary, pa.Table]:
         """Write the round of `agent` (played at `version`): its games and pairs, update ratings,
         save the league; return the summary and the pairs. Opponents are snapshots or, with
-        league roles, learning agents, at the versions their generators served (`live_versions`)."""
+        league roles, learning agents, at the versions their generators served (`live_versions`).
+        `truncated` says which answers of each side were cut off at the token limit."""
         live = {a: self.league.versions.get(a, 0) for a in self.league.agents} | (live_versions or {})
         versions = {s.name: s.version for s in self.league.population} | live | {agent: version}
         games = games_table(
             round_, "head_to_head", (agent, version), [(o, versions[o]) for o in opponents],
-            prompts, responses_a, responses_b, verdicts, judge, play_seconds,
+            prompts, responses_a, responses_b, verdicts, judge, play_seconds, truncated,
         )
         pairs = pairs_from_games(games)
         suffix = "" if agent == CURRENT else f"-{agent}"

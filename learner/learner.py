@@ -4,13 +4,14 @@ Plain Python (the Ray actor only hosts it), so every step can be unit-tested wit
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
-from learner.mixing import PREFERENCE_COLUMNS, count_source, load_preferences, mix_preferences
+from learner.mixing import TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, on_device, token_logps
 
 
@@ -35,6 +36,8 @@ class DPOSettings:
     ref_refresh_every: int = 3
     micro_batch_tokens: int | None = None  # padded tokens per forward pass; None: the whole batch at once
     gradient_checkpointing: bool = False
+    precision: str = "auto"  # auto, fp32 or bf16 (autocast of the forward passes)
+    answer_end: str | None = None  # what ends an answer in training: a chat template's end of turn; None: EOS
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Learner:
         if dpo.gradient_checkpointing:  # activations recomputed in the backward pass: memory for time
             self.policy.gradient_checkpointing_enable()
         self.reference = self._frozen_copy()
+        self.autocast = _autocast(self.device, dpo.precision)
         self.optimizer = self._dpo_optimizer()
         self._sft_optimizer: torch.optim.Optimizer | None = None
         self._sft_steps = 0
@@ -124,8 +128,9 @@ class Learner:
             self._sft_optimizer = torch.optim.AdamW(self.policy.parameters(), lr=learning_rate)
         losses = []
         for prompts, responses in batches:
-            batch = encode_pairs(self.tokenizer, prompts, responses)
-            per_token, mask = token_logps(self.policy, batch)
+            batch = encode_pairs(self.tokenizer, prompts, responses, self.settings.answer_end)
+            with self.autocast():
+                per_token, mask = token_logps(self.policy, batch)
             loss = -per_token.sum() / mask.sum()
             self._sft_optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -170,18 +175,21 @@ class Learner:
         """
         s = self.settings
         start = time.perf_counter()
-        pairs = pa.concat_tables([t.select(list(PREFERENCE_COLUMNS)) for t in tables])
+        pairs = pa.concat_tables([training_columns(t) for t in tables])
         stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}
         if self._external is not None:
             pairs = mix_preferences(pairs, self._external, self._external_ratio, self.rng)
         n = pairs.num_rows
         if n:
             prompts, chosen, rejected = (pairs.column(c).to_pylist() for c in ("prompt", "chosen", "rejected"))
+            ended = [not c for c in pairs.column(TRUNCATION_COLUMNS[0]).to_pylist()] + [
+                not r for r in pairs.column(TRUNCATION_COLUMNS[1]).to_pylist()]
             for _ in range(s.epochs):
                 order = self.rng.permutation(n)
                 for begin in range(0, n, s.batch_size):
                     idx = order[begin : begin + s.batch_size]
-                    out = self._dpo_step([prompts[i] for i in idx], [chosen[i] for i in idx], [rejected[i] for i in idx])
+                    out = self._dpo_step([prompts[i] for i in idx], [chosen[i] for i in idx], [rejected[i] for i in idx],
+                                         [ended[i] for i in idx] + [ended[n + i] for i in idx])
                     for key, value in out.items():
                         stats[key].append(value)
             self.version += 1
@@ -195,20 +203,25 @@ class Learner:
         )
         return summary
 
-    def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str]) -> dict[str, float]:
+    def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str], ended: list[bool]) -> dict[str, float]:
         """One optimizer step on the batch, its gradients accumulated over micro-batches of at most
-        `micro_batch_tokens` padded tokens each (a pair's two answers always share one)."""
+        `micro_batch_tokens` padded tokens each (a pair's two answers always share one). `ended`
+        (chosen's flags, then rejected's) is false for an answer cut off at the token limit: it
+        is trained on without an end of answer, so the policy does not learn to stop mid-answer."""
         k = len(prompts)
-        whole = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected)
+        end = self.settings.answer_end
+        whole = encode_pairs(self.tokenizer, prompts + prompts, chosen + rejected, end, ended)
         chosen_tokens = int(whole["completion_mask"][:k, 1:].sum())  # scored tokens: position t predicts t + 1
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
         for idx in self._micro_batches(whole["attention_mask"].sum(-1).tolist(), k):
             sub = [prompts[i] for i in idx]
-            batch = encode_pairs(self.tokenizer, sub + sub, [chosen[i] for i in idx] + [rejected[i] for i in idx])
-            per_token, mask = token_logps(self.policy, batch)
-            with torch.no_grad():
-                ref = token_logps(self.reference, batch)[0].sum(-1)
+            batch = encode_pairs(self.tokenizer, sub + sub, [chosen[i] for i in idx] + [rejected[i] for i in idx], end,
+                                 [ended[i] for i in idx] + [ended[k + i] for i in idx])
+            with self.autocast():
+                per_token, mask = token_logps(self.policy, batch)
+                with torch.no_grad():
+                    ref = token_logps(self.reference, batch)[0].sum(-1)
             m = len(idx)
             out = dpo_loss(per_token[:m], per_token[m:], mask[:m], ref[:m], ref[m:], self.settings.beta,
                            self.settings.nll_weight, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
@@ -299,6 +312,17 @@ class Learner:
         self.version, self.iterations = counters["version"], counters["iterations"]
         self.rng.bit_generator.state = counters["rng"]
         return self.version
+
+
+def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """The context the forward passes run in: bf16 autocast (fp32 master weights and optimizer,
+    log-probabilities taken in fp32) or plain fp32. `auto` takes bf16 only on a GPU that has it:
+    on a CPU without native bf16 it is several times slower than fp32."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _cut(text: str, stop: tuple[str, ...]) -> str:

@@ -15,6 +15,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
+TRUNCATION_COLUMNS = ("chosen_truncated", "rejected_truncated")  # an answer cut off at the token limit gets no end token
 
 
 class PreferenceDataError(ValueError):
@@ -72,16 +73,25 @@ def _checked(table: pa.Table, columns: tuple[str, ...], where: str) -> pa.Table:
     return table
 
 
+def training_columns(pairs: pa.Table) -> pa.Table:
+    """prompt, chosen, rejected and the truncation flags (false where a table has none or a null)."""
+    columns = {name: pairs.column(name) for name in PREFERENCE_COLUMNS}
+    for name in TRUNCATION_COLUMNS:
+        flags = pairs.column(name) if name in pairs.column_names else pa.nulls(pairs.num_rows, pa.bool_())
+        columns[name] = pc.fill_null(flags, False)
+    return pa.table(columns)
+
+
 def mix_preferences(self_play: pa.Table, external: pa.Table, ratio: float, rng: np.random.Generator) -> pa.Table:
     """Self-play pairs plus round(ratio x their number) external pairs drawn without replacement
     (with replacement once the external set is exhausted), with a `source` column saying which is which."""
-    own = self_play.select(list(PREFERENCE_COLUMNS))
+    own = training_columns(self_play)
     own = own.append_column("source", pa.array(["self_play"] * own.num_rows, pa.string()))
     k = int(round(ratio * own.num_rows))
     if k == 0:
         return own
     idx = rng.choice(external.num_rows, size=k, replace=k > external.num_rows)
-    extra = external.take(pa.array(idx)).append_column("source", pa.array(["external"] * k, pa.string()))
+    extra = training_columns(external.take(pa.array(idx))).append_column("source", pa.array(["external"] * k, pa.string()))
     return pa.concat_tables([own, extra])
 
 

@@ -1,7 +1,7 @@
 """Turning (prompt, response) text into padded token batches, and scoring them.
 
-Both SFT and DPO need the same two things: the sequence `prompt + response + EOS` with a
-mask over the response tokens, and the summed log-probability of those tokens.
+Both SFT and DPO need the same two things: the sequence `prompt + response + end` (EOS, or a
+chat template's end of turn) with a mask over the response tokens, and the summed log-probability of those tokens.
 """
 from __future__ import annotations
 
@@ -11,14 +11,21 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def encode_pairs(
-    tokenizer: PreTrainedTokenizerBase, prompts: list[str], responses: list[str]
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    responses: list[str],
+    answer_end: str | None = None,
+    ended: list[bool] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Right-padded `input_ids`, `attention_mask` and `completion_mask` (1 on response tokens and EOS)."""
+    """Right-padded `input_ids`, `attention_mask` and `completion_mask` (1 on response tokens and
+    on what ends them: `answer_end`, a chat template's end of turn, or else EOS). A response whose
+    `ended` flag is false (cut off at the token limit) gets no end: it did not end there."""
+    end = tokenizer(answer_end, add_special_tokens=False)["input_ids"] if answer_end else [tokenizer.eos_token_id]
     rows: list[list[int]] = []
     masks: list[list[int]] = []
-    for prompt, response in zip(prompts, responses, strict=True):
+    for prompt, response, done in zip(prompts, responses, ended or [True] * len(responses), strict=True):
         prompt_ids = tokenizer(prompt)["input_ids"]
-        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + (end if done else [])
         rows.append(prompt_ids + response_ids)
         masks.append([0] * len(prompt_ids) + [1] * len(response_ids))
     width = max(len(r) for r in rows)

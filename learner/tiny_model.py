@@ -25,6 +25,9 @@ HALF_BILLION = dict(
 )
 
 
+TINY_CONTEXT = 64  # the tiny model's context: its prompts and answers are a few dozen characters
+
+
 def build_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
     for char in CHARACTERS:
@@ -44,7 +47,7 @@ def build_tiny_model(
     num_layers: int = 2,
     num_heads: int = 4,
     intermediate_size: int = 512,
-    max_position_embeddings: int = 64,
+    max_position_embeddings: int = TINY_CONTEXT,
     seed: int = 0,
     num_kv_heads: int | None = None,
     vocab_size: int | None = None,

@@ -53,6 +53,7 @@ class AdditionTask:
     """
 
     name = "addition"
+    open_ended = False
 
     def __init__(self, digits: int = 3, held_out_every: int = 10, reverse: bool = True, held_out_size: int = 256,
                  held_out_seed: int = 1234) -> None:

@@ -55,6 +55,7 @@ class ArithmeticOptions(TaskOptions):
 
 class ArithmeticTask:
     name = "arithmetic"
+    open_ended = False
 
     def __init__(self, options: ArithmeticOptions, held_out_seed: int) -> None:
         self.options = options

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict
 from tasks.example import Example
 
 
+WIN_RATE = "win_rate_vs_v0"  # the metric of an open-ended task: see `Task.open_ended`
+
+
 class TaskError(ValueError):
     """A task that cannot be built or asked for what it lacks (no references for SFT, a bad data file)."""
 
@@ -54,6 +57,9 @@ class Task(Protocol):
     answer, unit tests passed)."""
 
     name: ClassVar[str]
+    # An open-ended task (no reference, no tests) has no per-answer score: its held-out metric
+    # is the judge's win rate of the current policy's answers over the starting policy's (v0).
+    open_ended: bool
 
     def train(self, n: int, rng: np.random.Generator) -> list[Example]:
         """`n` training prompts, drawn with `rng` (never from the held-out split)."""
@@ -65,7 +71,7 @@ class Task(Protocol):
         """`n` training examples with reference answers for the warm-up; a `TaskError` where there are none."""
 
     def score(self, example: Example, response: str) -> float:
-        """One answer's held-out score in [0, 1]."""
+        """One answer's held-out score in [0, 1] (a `TaskError` for an open-ended task)."""
 
 
 class Scorer(Protocol):
@@ -80,7 +86,9 @@ def metric(task: Scorer, examples: list[Example], responses: list[str]) -> float
         raise TaskError(f"{len(examples)} examples but {len(responses)} responses to score")
     if not examples:
         return 0.0
-    return sum(task.score(e, r) for e, r in zip(examples, responses)) / len(examples)
+    batch = getattr(task, "score_all", None)  # a task may score many answers at once (sandboxes in parallel)
+    scores = batch(examples, responses) if batch is not None else [task.score(e, r) for e, r in zip(examples, responses)]
+    return sum(scores) / len(examples)
 
 
 O = TypeVar("O", bound=type[TaskOptions])

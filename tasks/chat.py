@@ -43,6 +43,19 @@ class PromptRenderer:
             text = text[len(self._strip):]
         return text
 
+    @property
+    def answer_end(self) -> str | None:
+        """What the chat template writes after an assistant turn's content (`<|im_end|>\n` for
+        ChatML), which DPO and SFT append to every answer as TRL does; None for raw text, where
+        the tokenizer's EOS ends an answer."""
+        if not self.chat:
+            return None
+        mark = "\x00answer\x00"
+        turns = [{"role": "user", "content": "x"}, {"role": "assistant", "content": mark}]
+        text = self.tokenizer.apply_chat_template(turns, tokenize=False)
+        end = text.split(mark, 1)[1] if mark in text else ""
+        return end or None
+
     def messages(self, prompt: Prompt) -> list[dict[str, str]]:
         """The chat messages of a prompt: a string is one user turn; the system prompt goes first
         unless the prompt brings its own."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.base import TaskError, TaskOptions, task_kind
+from tasks.base import WIN_RATE, TaskError, TaskOptions, task_kind
 from tasks.example import Example
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -30,6 +30,7 @@ class Columns(BaseModel):
     messages: str | None = None
     reference: str | None = Field(None, description="the reference answer a verifier checks against")
     tests: str | None = Field(None, description="unit tests (code tasks)")
+    setup: str | None = Field(None, description="code run before the answer's (imports the prompt and the tests assume)")
     system: str | None = Field(None, description="a per-row system prompt")
     id: str | None = Field(None, description="a stable id; left out, a hash of the prompt")
 
@@ -52,14 +53,17 @@ class DatasetOptions(TaskOptions):
     held_out_every: int = Field(10, ge=2)
     held_out_size: int = Field(256, ge=1, description="at most this many held-out prompts (a seeded sample)")
     train_size: int | None = Field(None, ge=1, description="at most this many training prompts (a seeded sample)")
-    metric: str | None = Field(None, description="the verifier scoring held-out answers; default the judge's when it is one")
+    metric: str | None = Field(
+        None, description="the verifier scoring held-out answers, code (pass@1) or win_rate_vs_v0 (the judge's preference "
+        "for the current policy over v0); default: the judge's kind, or win_rate_vs_v0 under a model judge",
+    )
     metric_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _readable(self) -> "DatasetOptions":
         if self.columns.prompt is None and self.columns.messages is None:
             raise ValueError("columns: give prompt (a text column) or messages (a chat column)")
-        if self.metric is not None:
+        if self.metric not in (None, WIN_RATE):
             _scorer(self.metric, self.metric_options)  # an unknown verifier or option fails here
         try:
             train, held = split_rows(self)
@@ -85,24 +89,23 @@ class DatasetOptions(TaskOptions):
         return self.columns.tests is not None
 
     def with_judge(self, kind: str, options: dict[str, Any]) -> "DatasetOptions":
-        """Without a metric of its own the task is scored as the judge scores: its verifier, or the
-        code judge (pass@1). A model judge gives no held-out metric of this kind."""
-        from judge.registry import CODE
+        """Without a metric of its own the task is scored as the judge scores: its verifier, the
+        code judge (pass@1), or, under a model judge, the judge's win rate against v0."""
+        from judge.registry import CODE, MODEL_KINDS
         from judge.rules import VERIFIERS
 
         if self.metric is not None:
             return self
         if kind in VERIFIERS or kind == CODE:  # validated again: the metric must fit the rows
-            return DatasetOptions.model_validate({**self.model_dump(), "metric": kind, "metric_options": dict(options)})
-        raise ValueError(
-            f"task kind dataset judged by {kind} needs task.metric: a verifier (exact_answer, numeric, ...) to score "
-            "held-out answers against columns.reference"
-        )
+            return type(self).model_validate({**self.model_dump(), "metric": kind, "metric_options": dict(options)})
+        if kind in MODEL_KINDS:
+            return self.model_copy(update={"metric": WIN_RATE})
+        raise ValueError(f"task kind {self.kind} judged by {kind} needs task.metric (a verifier, code or {WIN_RATE})")
 
     def _check_metric(self, examples: list[Example]) -> None:
         """A verifier needs references it can read and the code judge needs tests: each reference,
         scored as its own answer, must not fail (a `numeric` metric on "Paris" fails here, naming the row)."""
-        if self.metric is None:
+        if self.metric in (None, WIN_RATE):
             return
         from judge.base import JudgeError
         from judge.registry import CODE
@@ -120,6 +123,10 @@ class DatasetOptions(TaskOptions):
             except (JudgeError, ValueError) as err:
                 raise TaskError(f"{self.path}: the reference of row {example.id!r} does not fit metric {self.metric}: {err}") from None
 
+    def rows(self, path: str, split: str) -> list[dict[str, Any]]:
+        """The rows of `path` (a kind with built-in data sets, such as code, adds names here)."""
+        return read_rows(path, self.name, split)
+
     def build(self, seed: int) -> "DatasetTask":
         train, held = split_rows(self)
         return DatasetTask(self, train, held, seed)
@@ -127,14 +134,18 @@ class DatasetOptions(TaskOptions):
 
 def _scorer(metric: str, options: dict[str, Any]) -> Any:
     """`score(example, response)` of a verifier, or of the code judge (its options are its limits)."""
+    return _judge(metric, options).score
+
+
+def _judge(metric: str, options: dict[str, Any]) -> Any:
     from judge.code import CodeJudge
     from judge.registry import CODE
     from judge.rules import RuleJudge, check_verifier
 
     if metric == CODE:
-        return CodeJudge.from_options(options).score
+        return CodeJudge.from_options(options)
     check_verifier(metric, options)
-    return RuleJudge(metric, options).score
+    return RuleJudge(metric, options)
 
 
 def read_rows(path: str, name: str | None, split: str) -> list[dict[str, Any]]:
@@ -201,7 +212,7 @@ def _nonempty(rows: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
 
 def to_example(row: dict[str, Any], c: Columns, where: str) -> Example:
     """One row as an `Example`, or a `TaskError` saying which column of which row is wrong."""
-    for column in (c.messages or c.prompt, c.reference, c.tests, c.system, c.id):
+    for column in (c.messages or c.prompt, c.reference, c.tests, c.setup, c.system, c.id):
         if column is not None and column not in row:
             raise TaskError(f"{where}: no column {column!r} (columns: {', '.join(row)}); set task.columns to the right names")
     if c.messages is not None:
@@ -219,8 +230,9 @@ def to_example(row: dict[str, Any], c: Columns, where: str) -> Example:
         prompt = [{"role": "system", "content": str(row[c.system])}, *turns]
     reference = _text(row, c.reference, where)
     tests = _text(row, c.tests, where)
+    setup = _text(row, c.setup, where)
     ident = str(row[c.id]) if c.id is not None else ""
-    return Example(prompt, reference, tests, ident)
+    return Example(prompt, reference, tests, ident, {"setup": setup} if setup else {})
 
 
 def _text(row: dict[str, Any], column: str | None, where: str) -> str | None:
@@ -234,9 +246,9 @@ def _text(row: dict[str, Any], column: str | None, where: str) -> str | None:
 
 def split_rows(o: DatasetOptions) -> tuple[list[Example], list[Example]]:
     """The training and held-out examples, in file order."""
-    rows = read_rows(o.path, o.name, o.split)
+    rows = o.rows(o.path, o.split)
     if o.held_out_path is not None:
-        held_rows = read_rows(o.held_out_path, o.name, o.held_out_split)
+        held_rows = o.rows(o.held_out_path, o.held_out_split)
         return _examples(rows, o, o.path), _examples(held_rows, o, o.held_out_path)
     if o.split_column is not None:
         if o.split_column not in rows[0]:
@@ -266,8 +278,9 @@ class DatasetTask:
         self.pool = _sample(train, options.train_size, rng)
         self.fixed = _sample(held, options.held_out_size, rng)
         if options.metric is None:
-            raise TaskError("task kind dataset needs metric: a verifier (set it, or use a rule judge, whose kind it takes)")
-        self._score = _scorer(options.metric, options.metric_options)
+            raise TaskError(f"task kind dataset needs metric: a verifier, code or {WIN_RATE} (or a judge whose kind it takes)")
+        self.open_ended = options.metric == WIN_RATE
+        self._judge = None if self.open_ended else _judge(options.metric, options.metric_options)
 
     def train(self, n: int, rng: np.random.Generator) -> list[Example]:
         """`n` prompts drawn with replacement from the training rows."""
@@ -282,7 +295,13 @@ class DatasetTask:
         return list(self.fixed)
 
     def score(self, example: Example, response: str) -> float:
-        return float(self._score(example, response))
+        return self.score_all([example], [response])[0]
+
+    def score_all(self, examples: list[Example], responses: list[str]) -> list[float]:
+        """Scores of many answers at once (the code judge runs its sandboxes in parallel)."""
+        if self._judge is None:
+            raise TaskError(f"{self.options.path}: an open-ended task scores no single answer; its metric is {WIN_RATE}")
+        return [float(x) for x in self._judge.score_all(examples, responses)]
 
 
 def _sample(examples: list[Example], size: int | None, rng: np.random.Generator) -> list[Example]:

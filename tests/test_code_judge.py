@@ -103,6 +103,7 @@ def test_results_say_what_happened(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_code_is_taken_from_the_last_fence() -> None:
     assert extract_code("plan\n```python\nx = 1\n```\nbetter:\n```py\nx = 2\n```") == "x = 2\n"
     assert extract_code("x = 3") == "x = 3"
+    assert extract_code("Sure:\n```python\nx = 4\n") == "x = 4\n"  # stopped at the closing fence, which is left out
     scores = CodeJudge(LIMITS).score_all([Example("?", tests=TESTS)] * 2, [GOOD, "def add(a, b): return a - b"])
     assert scores == [1.0, 0.0]
 

@@ -108,3 +108,15 @@ def test_micro_batches_accumulate_to_the_whole_batch_step(tiny_model: Path) -> N
     # the step's gradients (kept on the parameters until the next step) are the whole batch's
     for (name, x), y in zip(whole.policy.named_parameters(), split.policy.parameters()):
         torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_bf16_autocast_runs_the_same_step_in_lower_precision(tiny_model: Path) -> None:
+    """`precision: bf16` puts the forward passes under autocast (the path a GPU takes by default);
+    the weights stay fp32 and the loss is the fp32 one to bf16's accuracy. `auto` on a CPU is fp32."""
+    pairs = pa.table({"prompt": ["1+1=", "12+3=", "5+5="], "chosen": ["2", "15", "10"], "rejected": ["3", "51", "01"]})
+    settings = dict(batch_size=3, epochs=1, learning_rate=1e-2)
+    fp32, auto, bf16 = (Learner(tiny_model, DPOSettings(**settings, precision=p)) for p in ("fp32", "auto", "bf16"))
+    a, b, c = fp32.train(pairs), auto.train(pairs), bf16.train(pairs)
+    assert a["loss"] == b["loss"]  # no autocast on a CPU unless asked
+    assert c["loss"] == pytest.approx(a["loss"], rel=0.05) and c["loss"] != a["loss"]  # bf16 matmuls: close, not equal
+    assert all(p.dtype == torch.float32 for p in bf16.policy.parameters())

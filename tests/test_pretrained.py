@@ -109,3 +109,45 @@ def test_import_model_command(tmp_path: Path, capsys) -> None:
     assert main(["import-model", "smollm2-135m-instruct", str(tmp_path / "full")]) == 2
     assert main(["import-model", "llama-9000", str(tmp_path / "new")]) == 2
     assert "unknown built-in model" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_the_context_defaults_to_the_models_own_and_a_cache_too_small_for_it_is_refused(smollm2: Path) -> None:
+    from cluster.orchestrator import check_kv_cache, context_length
+
+    config = parse_config({"model": {"path": str(smollm2)}})
+    assert config.model.max_model_len is None
+    assert context_length(config.model, smollm2) == 8192  # SmolLM2's max_position_embeddings
+    with pytest.raises(ConfigError, match=r"8192-token context .* set model.max_model_len to at most 1456, or generator.kv_cache_bytes"):
+        check_kv_cache(config, smollm2, 8192)  # 30 layers x 3 KV heads x 64 x 2 x 4 bytes = 46080 bytes a token
+    short = parse_config({"model": {"path": str(smollm2), "max_model_len": 1024}})
+    check_kv_cache(short, smollm2, context_length(short.model, smollm2))
+
+
+def test_our_dpo_encoding_of_a_chat_pair_equals_trls(smollm2: Path, tmp_path: Path) -> None:
+    """TRL's DPOTrainer applies the chat template to conversational rows and collates them; our
+    renderer and encoder give the same token ids and completion mask, token for token."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from learner.sequences import encode_pairs
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    model = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32)
+    rows = [
+        ("What is 12 + 30?", "12 + 30 = 42.", "It is 41"),
+        ("Name a colour.", "Blue", "A colour is a property of light.\nRed, say."),
+        ("Write one short sentence about the sea.", "The sea is wide and grey today.", "sea"),
+    ]
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": c}],
+                               "rejected": [{"role": "assistant", "content": r}]} for q, c, r in rows])
+    args = DPOConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False)
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=data, processing_class=tokenizer)
+    collated = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+
+    render = PromptRenderer(tokenizer, "auto")
+    prompts = [render(Example(q)) for q, _, _ in rows]
+    ours = encode_pairs(tokenizer, prompts + prompts, [c for _, c, _ in rows] + [r for _, _, r in rows], render.answer_end)
+    assert render.answer_end == "<|im_end|>\n"
+    assert torch.equal(ours["input_ids"], collated["input_ids"])
+    assert torch.equal(ours["completion_mask"], collated["completion_mask"])
+    assert torch.equal(ours["attention_mask"], collated["attention_mask"])
