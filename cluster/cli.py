@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return _human_export(args)
     if args.command == "human-import":
         return _human_import(args)
+    return _run(args)
 
+
+def _run(args: argparse.Namespace) -> int:
+    """`selfplay run`: a recipe (or `--resume` of a run) on this machine; prints the summary."""
     try:
         overrides = _overrides(args.set)
         if args.iterations is not None:
