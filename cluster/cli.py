@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a recipe on this machine (the built-in default when none is given)")
     run.add_argument("recipe", nargs="?", type=Path, help="YAML recipe; default: the built-in demo")
     run.add_argument("--run-dir", type=Path, help="where to write the run (default runs/run-<date>-<time>)")
-    run.add_argument("--iterations", type=int, help="self-play iterations (self_play.iterations)")
+    run.add_argument("--iterations", type=_positive, help="self-play iterations (self_play.iterations)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--output", type=Path, help="write to this file instead of the terminal")
     export = sub.add_parser("human-export", help="write blind pairwise samples of a run's games for human raters")
     export.add_argument("run_dir", type=Path)
-    export.add_argument("--n", type=int, default=200, help="how many games to sample (default 200)")
+    export.add_argument("--n", type=_positive, default=200, help="how many games to sample (default 200)")
     export.add_argument("--out", type=Path, help="default RUN_DIR/human_eval")
     export.add_argument("--key", type=Path, help="the unblinding key (default RUN_DIR/human_eval_key.jsonl)")
     export.add_argument("--seed", type=int, default=0)
@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
             summary = resume_self_play(config, show_progress=not args.quiet)
         else:
             summary = run_self_play(config, overwrite=args.overwrite, show_progress=not args.quiet)
-    except (RunDirError, ResumeError) as err:
+    except (RunDirError, ResumeError, ConfigError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))
@@ -94,7 +94,7 @@ def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     submit = sub.add_parser("submit", help="run a recipe on a Ray cluster as a Ray job; prints the job id")
     submit.add_argument("recipe", nargs="?", type=Path, help="YAML recipe; default: the built-in demo")
     submit.add_argument("--run-dir", type=Path, help="an absolute path on the cluster (default ~/selfplay-runs/<job id> there)")
-    submit.add_argument("--iterations", type=int, help="self-play iterations (self_play.iterations)")
+    submit.add_argument("--iterations", type=_positive, help="self-play iterations (self_play.iterations)")
     submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key, e.g. dpo.beta=0.2")
     submit.add_argument("--job-id", help="the job's id (default selfplay-<date>-<time>-<random>)")
     submit.add_argument("--wait", action="store_true", help="follow the job's logs until it ends; exit 0 only if it succeeded")
@@ -107,7 +107,7 @@ def _add_job_commands(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("job_id")
     scale = sub.add_parser("scale", help="change how many generators serve a running job's current policy")
     scale.add_argument("job_id")
-    scale.add_argument("--generators", type=int, required=True, help="the new count; applied before the run's next iteration")
+    scale.add_argument("--generators", type=_positive, required=True, help="the new count; applied before the run's next iteration")
     for command in (submit, status, logs, stop, scale):
         command.add_argument("--address", help=ADDRESS_HELP)
 
@@ -169,17 +169,39 @@ def _import_model(args: argparse.Namespace) -> int:
     return 0
 
 
+class LeagueFileError(ValueError):
+    """A league.json that cannot be read."""
+
+
+def _load_league(path: Path) -> Any:
+    from league.league import League
+
+    try:
+        return League.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise LeagueFileError(f"{str(path)!r} is not a readable league state ({type(err).__name__}: {err}); "
+                              "resume the run (selfplay run --resume) to rewrite it from state/league.json") from None
+
+
 def _league(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from league.league import League
     from league.table import league_table, render
 
     state = args.run_dir / "league.json"
     if not state.is_file():
         print(f"selfplay: no league state at {str(state)!r}; is {str(args.run_dir)!r} a run directory?", file=sys.stderr)
         return 2
-    text = render(league_table(League.load(state), np.random.default_rng(0)), args.format)
+    if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
+        why = "is a directory" if args.output.is_dir() else f"is in {str(args.output.parent)!r}, which does not exist"
+        print(f"selfplay: --output {str(args.output)!r} {why}; give a file path in an existing folder", file=sys.stderr)
+        return 2
+    try:
+        league = _load_league(state)
+    except LeagueFileError as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
+    text = render(league_table(league, np.random.default_rng(0)), args.format)
     if args.output:
         args.output.write_text(text + "\n")
     else:
@@ -205,8 +227,9 @@ def _human_export(args: argparse.Namespace) -> int:
 
 
 def _human_import(args: argparse.Namespace) -> int:
-    from league.human_eval import HumanEvalError, read_verdicts, verdicts_to_results
-    from league.league import League
+    """Fold rated samples into the league once: every file is read and checked before any is
+    written, and a sample already folded in (same export key, same id) is skipped."""
+    from league.human_eval import HumanEvalError, key_digest, read_verdicts, verdicts_to_results
 
     state = args.run_dir / "league.json"
     key = args.key or args.run_dir / "human_eval_key.jsonl"
@@ -214,20 +237,28 @@ def _human_import(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"selfplay: {what} {str(path)!r} does not exist", file=sys.stderr)
             return 2
+    saved = args.run_dir / "state" / "league.json"  # so that a resumed run keeps the verdicts too
     try:
-        results = verdicts_to_results(read_verdicts(args.verdicts), key)
-    except HumanEvalError as err:
+        verdicts = read_verdicts(args.verdicts)
+        digest = key_digest(key)
+        leagues = [(path, _load_league(path)) for path in (state, saved) if path.is_file()]
+        updates = []
+        for path, league in leagues:
+            done = set(league.imported)
+            fresh = {s: v for s, v in verdicts.items() if f"{digest}:{s}" not in done}
+            updates.append((path, league, fresh, verdicts_to_results(fresh, key)))
+    except (HumanEvalError, LeagueFileError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
-    league = League.load(state)
-    league.record(results)
-    league.save(state)
-    saved = args.run_dir / "state" / "league.json"
-    if saved.is_file():  # so that a resumed run keeps the verdicts too
-        resumable = League.load(saved)
-        resumable.record(results)
-        resumable.save(saved)
-    print(f"folded {len(results)} human verdicts into {state}")
+    for path, league, fresh, results in updates:
+        if not results:
+            continue
+        league.record(results)
+        league.imported.extend(f"{digest}:{s}" for s in sorted(fresh))
+        league.save(path)
+    _, league, fresh, results = updates[0]
+    skipped = len(verdicts) - len(fresh)
+    print(f"folded {len(results)} human verdicts into {state}" + (f"; skipped {skipped} already folded in" if skipped else ""))
     print(json.dumps(league.ratings, indent=1))
     return 0
 
@@ -254,8 +285,23 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set dpo.beta=0.2")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem", None) or "not valid YAML"
+            raise ConfigError(f"--set {pair!r}: the value is {where}; quote it (--set '{key}=\"...\"') or fix its YAML") from None
     return out
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a count of one or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not a count of one or more")
+    return n
 
 
 if __name__ == "__main__":

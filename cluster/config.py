@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
-from tasks.base import kinds
+from tasks.base import RecipeSection, kinds
 
 
 class ConfigError(ValueError):
     """A recipe that cannot run; the message names the key and what is allowed."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Section(RecipeSection):
+    """A section of the recipe (see tasks.base.RecipeSection: the rules every section follows)."""
 
 
 def _task_kind(value: Any) -> str:
@@ -82,6 +82,7 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _path_exists(self) -> "ModelConfig":
+        from learner.checkpoint import read_checkpoint_config
         from learner.pretrained import BUILTIN_MODELS, is_builtin
 
         update: dict[str, Any] = {}
@@ -99,7 +100,17 @@ class ModelConfig(_Section):
                     "or leave model.path out to build the tiny built-in model"
                 )
             update["path"] = self.path.resolve()
+            self._check_context(read_checkpoint_config(self.path))
         return self.model_copy(update=update) if update else self
+
+    def _check_context(self, checkpoint: dict[str, Any]) -> None:
+        """A context longer than the checkpoint's positions would make every engine start fail."""
+        positions = checkpoint.get("max_position_embeddings")
+        if self.max_model_len is not None and isinstance(positions, int) and self.max_model_len > positions:
+            raise ValueError(
+                f"model.max_model_len {self.max_model_len} is more than the checkpoint's {positions} positions "
+                f"(max_position_embeddings in {str(self.path)!r}); set it to at most {positions}, or leave it out"
+            )
 
 
 def _check_builtin(name: Path) -> None:
@@ -592,10 +603,14 @@ def parse_config(data: dict[str, Any], source: str = "recipe") -> RunConfig:
 def load_recipe(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML recipe (the built-in default when `path` is None) and apply dotted overrides."""
     path = Path(path) if path is not None else DEFAULT_RECIPE
+    if path.is_dir():
+        raise ConfigError(f"recipe {str(path)!r} is a directory; pass the path of a YAML recipe file inside it")
     if not path.is_file():
         raise ConfigError(f"recipe {str(path)!r} does not exist; pass the path of a YAML recipe or none for the default")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe {str(path)!r} is not a text file (not UTF-8); pass a YAML recipe") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
@@ -616,18 +631,31 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _explain(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: {err.error_count()} problem(s) in the configuration:"]
+    """Each problem as `key: what is wrong`; a single one on one line."""
+    problems = []
     for item in err.errors():
         loc = _without_tags(item["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             section = _section_at(item["loc"][:-1])
             allowed = ", ".join(sorted(section.model_fields)) if section else "?"
-            lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+            problems.append(f"{key}: unknown key; allowed here: {allowed}")
         else:
-            shown = "" if isinstance(item.get("input"), dict) else f" (got {item.get('input')!r})"  # a section: the message says
-            lines.append(f"  {key}: {item['msg']}{shown}")
-    return "\n".join(lines)
+            shown = "" if isinstance(item.get("input"), (dict, BaseModel)) else f" (got {item.get('input')!r})"  # a section: the message says
+            key, msg = _narrowed(item["loc"], key, item["msg"].removeprefix("Value error, "))
+            problems.append(f"{key}: {msg}{shown}")
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return "\n".join([f"{source}: {len(problems)} problems in the configuration:", *(f"  {p}" for p in problems)])
+
+
+def _narrowed(loc: tuple[Any, ...], key: str, msg: str) -> tuple[str, str]:
+    """A section's check that names one of its keys first (`iterations: ...`) is shown under that key."""
+    name, sep, rest = msg.partition(": ")
+    section = _section_at(loc)
+    if sep and section is not None and name in section.model_fields:
+        return f"{key}.{name}", rest
+    return key, msg
 
 
 def _without_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -49,10 +49,14 @@ def use_token_auth() -> None:
 def client(address: str | None):
     """A job client for the dashboard at `address` (default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)."""
     use_token_auth()
+    where = dashboard_address(address)
+    reachable(where)
+    if where not in _ANNOUNCED:  # another user's cluster may answer on this machine: say whose this is
+        print(f"selfplay: the Ray cluster at {where}", file=sys.stderr)
+        _ANNOUNCED.add(where)
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    where = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265"
     try:
         return JobSubmissionClient(address)
     except AuthenticationError:
@@ -62,6 +66,33 @@ def client(address: str | None):
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise JobError(f"cannot reach the Ray dashboard at {where}: {err}; pass --address http://HEAD:8265") from None
+
+
+_ANNOUNCED: set[str] = set()
+PROBE_SECONDS = 5.0
+
+
+def dashboard_address(address: str | None) -> str:
+    return address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265"
+
+
+def reachable(where: str) -> None:
+    """Fail within seconds where nothing answers (or a server accepts and never replies),
+    rather than wait on the job client's own long timeouts."""
+    import urllib.error
+    import urllib.request
+
+    if not where.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{where.rstrip('/')}/api/version", timeout=PROBE_SECONDS).close()
+    except urllib.error.HTTPError:
+        return  # it answered (a 401 without the token, say): the client's own errors say the rest
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise JobError(
+            f"the Ray dashboard at {where} does not answer ({reason}); start the cluster or pass --address http://HEAD:8265"
+        ) from None
 
 
 def job_recipe(config: RunConfig, job_id: str) -> RunConfig:
@@ -113,8 +144,16 @@ def submit(config: RunConfig, address: str | None = None, job_id: str | None = N
 
 
 def status(job_id: str, address: str | None = None) -> dict[str, Any]:
-    """The job's state, message, run directory and times."""
-    return _summary(job_id, _call(lambda c: c.get_job_info(job_id), address, job_id))
+    """The job's state, message, run directory and times (only for a job this project submitted)."""
+    return _summary(job_id, _own(job_id, address))
+
+
+def _own(job_id: str, address: str | None) -> Any:
+    """The job's info, refused when this project did not submit it: `selfplay stop` must never stop another user's job."""
+    info = _call(lambda c: c.get_job_info(job_id), address, job_id)
+    if "selfplay" not in (info.metadata or {}):  # "1" for a run, "scale" for a scaling request
+        raise JobError(f"job {job_id!r} on {dashboard_address(address)} was not submitted by selfplay; use `ray job` for it")
+    return info
 
 
 def _summary(job_id: str, info: Any) -> dict[str, Any]:
@@ -136,12 +175,15 @@ def list_jobs(address: str | None = None) -> list[dict[str, Any]]:
 
 
 def logs(job_id: str, address: str | None = None) -> str:
+    _own(job_id, address)
     return _call(lambda c: c.get_job_logs(job_id), address, job_id)
 
 
 def follow(job_id: str, address: str | None = None, out=sys.stdout) -> str:
     """Print the job's logs as they come until it ends; returns its final status."""
     import asyncio
+
+    _own(job_id, address)
 
     async def tail() -> None:
         async for chunk in client(address).tail_job_logs(job_id):
@@ -166,6 +208,7 @@ def wait(job_id: str, address: str | None = None, timeout_s: float = 3600, poll_
 
 def stop(job_id: str, address: str | None = None) -> bool:
     """Ask the cluster to stop the job (its actors go with its driver); False if it had already ended."""
+    _own(job_id, address)
     return _call(lambda c: c.stop_job(job_id), address, job_id)
 
 

@@ -25,7 +25,7 @@ import ray
 from cluster.config import RunConfig, load_recipe, to_yaml, with_run_dir
 from cluster.orchestrator import Orchestrator, base_model, context_length, format_row
 from cluster.retention import retention_tasks, sft_problems
-from cluster.run import connect
+from cluster.run import check_resources, connect
 from cluster.run_dir import RunDir, write_text_atomic
 from learner.mixing import as_preferences, as_text_columns
 from learner.trl_stages import COMPLETION_COLUMNS, StageSettings, train_reward_model, train_sft
@@ -45,16 +45,28 @@ class RLHFPipeline:
 
     def __init__(self, config: RunConfig | None = None, overwrite: bool = False, show_progress: bool = True) -> None:
         self.config = with_run_dir(config or load_recipe())
-        self.run = RunDir.create(self.config, overwrite=overwrite)
         self.show_progress = show_progress
+        self._orchestrator: Orchestrator | None = None
         self._started_ray = connect(self.config)
+        try:
+            if not self.config.cluster.address:
+                check_resources(self.config)
+            self.run = RunDir.create(self.config, overwrite=overwrite)
+        except BaseException:
+            self.close()
+            raise
         cfg = self.config
-        self.task = cfg.task.build(cfg.seed)
+        try:
+            self.task = cfg.task.build(cfg.seed)
+            self.policy_path: Path = base_model(cfg, self.run, show_progress)
+        except BaseException:
+            self.run.restore_old()
+            self.close()
+            raise
+        self.run.keep_new()
         self.rng = np.random.default_rng(cfg.seed)
-        self.policy_path: Path = base_model(cfg, self.run, show_progress)
         self.render = PromptRenderer.for_model(self.policy_path, cfg.model.chat_template, cfg.model.system_prompt)
         self.round = 0
-        self._orchestrator: Orchestrator | None = None
         self._last_pairs: pa.Table | None = None
         self._last_fields: dict[str, Any] = {}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.run_dir import write_text_atomic
+from cluster.run_dir import is_run, write_text_atomic
 
 RECORD_DIRS = ("games", "pairs", "failures", "traces", "skill_games")
 ROUND_FILE = re.compile(r"round-(\d+)(?:-[a-z0-9_]+)?\.parquet$")
@@ -40,14 +40,47 @@ class ResumePoint:
     @classmethod
     def read(cls, root: Path) -> "ResumePoint":
         _recover(root)
+        if not is_run(root) and not (root / "state" / "driver.json").is_file():
+            raise ResumeError(f"{str(root)!r} holds no selfplay run to resume")
         driver = root / "state" / "driver.json"
         if not driver.is_file():
             raise ResumeError(
                 f"{str(root)!r} has no resumable state (state/driver.json); it was written by a run with "
                 "self_play.save_every: 0, or stopped before its first iteration ended; start it anew with --overwrite"
             )
-        d = json.loads(driver.read_text())
+        d = _json(driver)
+        missing = [k for k in DRIVER_KEYS if k not in d] if isinstance(d, dict) else list(DRIVER_KEYS)
+        if missing:
+            raise ResumeError(f"{str(driver)!r} lacks {', '.join(missing)}; {DAMAGED}")
         return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner")
+
+    def check(self, root: Path) -> None:
+        """Everything a resume reads, there and readable, before anything in the run changes."""
+        state = root / "state"
+        _json(state / "league.json")
+        learners = [self.learner, *sorted(p for p in (state / "agents").glob("*") if p.is_dir())]
+        for learner in learners:
+            for name in LEARNER_FILES:
+                if not (learner / name).is_file():
+                    raise ResumeError(f"{str(learner / name)!r} is missing; {DAMAGED}")
+            _json(learner / "learner.json")
+        if not (root / "metrics.jsonl").is_file():
+            raise ResumeError(f"{str(root / 'metrics.jsonl')!r} is missing; {DAMAGED}")
+
+
+DRIVER_KEYS = ("iteration", "version", "rng", "league_rng", "retention_start", "seconds")
+LEARNER_FILES = ("policy/config.json", "reference.pt", "optimizer.pt", "learner.json")
+DAMAGED = "the run's saved state is damaged, so it cannot be resumed; it was left as it was (start anew with --overwrite)"
+
+
+def _json(path: Path) -> Any:
+    """A state file's contents, or a ResumeError naming the file."""
+    if not path.is_file():
+        raise ResumeError(f"{str(path)!r} is missing; {DAMAGED}")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise ResumeError(f"{str(path)!r} cannot be read ({err}); {DAMAGED}") from None
 
 
 def _recover(root: Path) -> None:

@@ -1,52 +1,116 @@
-"""Running a recipe: validate, prepare the run directory, start or join Ray, play, summarize."""
+"""Running a recipe: validate, join or start Ray, prepare the run directory, play, summarize."""
 from __future__ import annotations
 
 import os
-from typing import Any
+import socket
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import ray
 
-from cluster.config import RunConfig, with_run_dir
+from cluster.config import ConfigError, RunConfig, with_run_dir
 from cluster.jobs import RECIPE_ENV
 from cluster.orchestrator import Orchestrator
-from cluster.resume import ResumePoint, rewind
+from cluster.resume import ResumeError, ResumePoint, rewind
 from cluster.run_dir import RunDir
 
 # Quiet the engines and tokenizers in every Ray worker of a local cluster.
 WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "1"}
+PROBE_SECONDS = 5.0
 
 
 def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    """The whole pipeline for one recipe; returns the summary also written to `summary.json`."""
+    """The whole pipeline for one recipe; returns the summary also written to `summary.json`.
+    With `overwrite`, the run already in the directory is only dropped once the new one has started."""
     config = with_run_dir(config)
-    run = RunDir.create(config, overwrite=overwrite)
-    return _play(config, run, show_progress, resume=False)
+    RunDir.check(config, overwrite)  # before Ray starts, so a refusal is quick
+    with cluster_for(config):
+        run = RunDir.create(config, overwrite=overwrite)
+        return _play(config, run, show_progress, None)
 
 
 def resume_self_play(config: RunConfig, show_progress: bool = True) -> dict[str, Any]:
     """Go on with the run in `config.run_dir` from its last saved state (see cluster/resume.py);
-    `config` is the run's own recipe, with more iterations or time if wanted."""
-    if config.run_dir is not None and (config.run_dir / "config.yaml").is_file():
-        ResumePoint.read(config.run_dir.resolve())  # refuse before touching the directory
-    run = RunDir.reopen(config)
-    return _play(config, run, show_progress, resume=True)
+    `config` is the run's own recipe, with more iterations or time if wanted. The whole saved
+    state is checked before anything in the directory changes."""
+    if config.run_dir is None:
+        raise ResumeError("the recipe names no run_dir to resume")
+    point = ResumePoint.read(config.run_dir.resolve())
+    point.check(config.run_dir.resolve())
+    if config.self_play.iterations <= point.iteration:
+        raise ResumeError(
+            f"{str(config.run_dir)!r} is already past iteration {point.iteration}; to go on, ask for more "
+            f"iterations (--iterations {point.iteration + 1} or more)"
+        )
+    with cluster_for(config):
+        run = RunDir.reopen(config)
+        return _play(config, run, show_progress, point)
 
 
-def _play(config: RunConfig, run: RunDir, show_progress: bool, resume: bool) -> dict[str, Any]:
-    point = ResumePoint.read(run.root) if resume else None
-    started_ray = connect(config)
-    orchestrator = Orchestrator(config, run, show_progress=show_progress)
+@contextmanager
+def cluster_for(config: RunConfig) -> Iterator[None]:
+    """Ray for this run: joined or started, checked to have what the recipe asks for, and shut
+    down at the end when this run started it."""
+    started = connect(config)
     try:
+        if not config.cluster.address:
+            check_resources(config)
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _play(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoint | None) -> dict[str, Any]:
+    orchestrator: Orchestrator | None = None
+    started = False
+    try:
+        orchestrator = Orchestrator(config, run, show_progress=show_progress)
         if point is None:
             orchestrator.start()
-            return orchestrator.run_loop()
-        rows = rewind(run.root, point)
-        orchestrator.start_resumed(point)
-        return orchestrator.run_loop((point, rows))
+            resumed = None
+        else:
+            resumed = (point, rewind(run.root, point))
+            orchestrator.start_resumed(point)
+        started = True
+        run.keep_new()
+        return orchestrator.run_loop(resumed)
     finally:
-        orchestrator.stop()
-        if started_ray:
-            ray.shutdown()
+        if orchestrator is not None:
+            orchestrator.stop()
+        if not started:
+            run.restore_old()
+
+
+def check_resources(config: RunConfig) -> None:
+    """A local cluster has what it has: asking it for GPUs it lacks would wait forever."""
+    wanted = {
+        "generator.num_gpus": config.generator.num_gpus,
+        "cluster.num_learner_gpus": config.cluster.num_learner_gpus,
+        "judge.num_gpus": config.judge.num_gpus,
+    }
+    asked = {key: n for key, n in wanted.items() if n > 0}
+    have = ray.cluster_resources().get("GPU", 0)
+    if asked and have == 0:
+        keys = ", ".join(f"{k}: {v:g}" for k, v in asked.items())
+        raise ConfigError(f"this machine's Ray cluster has no GPU, and the recipe asks for GPUs ({keys}); set them to 0, "
+                          "or join a cluster with GPUs through cluster.address")
+
+
+def check_address(address: str) -> None:
+    """Fail within seconds on an address where nothing answers, rather than hang in ray.init."""
+    if address == "auto" or "://" in address and not address.startswith("ray://"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as err:
+        raise ConfigError(
+            f"cluster.address {address!r}: nothing answers there ({err.strerror or err}); start the cluster "
+            "(ray start --head) or fix the address, or leave cluster.address out to run on this machine"
+        ) from None
 
 
 def connect(config: RunConfig) -> bool:
@@ -55,6 +119,7 @@ def connect(config: RunConfig) -> bool:
         return False
     c = config.cluster
     if c.address:
+        check_address(c.address)
         # A submitted job's driver already runs in the job's runtime env (working dir, env vars), which its actors inherit.
         in_job = RECIPE_ENV in os.environ
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)

@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from judge.base import Judge, JudgeError, registrar
-from judge.scorer import load_scorer
 from judge.verdict import Verdict, verdict_from_scores
 from tasks.example import Example
 
@@ -79,6 +76,10 @@ class Principle:
 
 def model_adherence(model: str, label: int | None, prompts: list[str], responses: list[str]) -> list[float]:
     """The classifier's probability of `label` (softmax over labels), or sigmoid of its one logit."""
+    import torch  # the scorer and torch load in the judge actor only, not when a recipe is read
+
+    from judge.scorer import load_scorer
+
     logits = load_scorer(model).logits(prompts, responses)
     if label is None:
         return torch.sigmoid(logits[:, 0]).tolist()

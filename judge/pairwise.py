@@ -9,6 +9,7 @@ this class only needs a function from prompts to completions.
 from __future__ import annotations
 
 import re
+import string
 from typing import Callable
 
 from judge.base import Judge, JudgeError
@@ -27,6 +28,11 @@ def check_template(template: str, pattern: str) -> None:
         template.format(prompt="", a="", b="")
     except (KeyError, IndexError, ValueError, AttributeError) as err:
         raise ValueError(f"judge template {template!r} is not a format string over {{prompt}}, {{a}}, {{b}}: {err!r}") from None
+    names = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    missing = [f"{{{n}}}" for n in ("a", "b") if n not in names]
+    if missing:
+        raise ValueError(f"judge template {template!r} lacks {' and '.join(missing)}, so the judge would never see that "
+                         "answer; put both {a} and {b} in it")
     try:
         if re.compile(pattern).groups != 1:
             raise ValueError(f"verdict pattern {pattern!r} needs exactly one group capturing A, B or C")

@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 
 from judge.base import Judge, JudgeError
-from judge.scorer import ScorerError, load_scorer
 from judge.verdict import Verdict, verdict_from_scores
 from tasks.example import Example
 
@@ -26,6 +25,8 @@ class RewardModelJudge(Judge):
     def __init__(self, path: str | Path, tie_margin: float = 0.0) -> None:
         if tie_margin < 0:
             raise JudgeError(f"tie_margin must be at least 0, got {tie_margin}")
+        from judge.scorer import ScorerError, load_scorer  # torch loads in the judge actor, not when a recipe is read
+
         try:
             self.scorer = load_scorer(str(Path(path).resolve()))
         except ScorerError as err:

@@ -6,6 +6,7 @@ key that undoes the blinding is written to a separate file so it can be kept fro
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -52,14 +53,12 @@ def export_blind_pairs(games: pa.Table, out_dir: Path, key_path: Path, n: int, r
 
 def read_verdicts(path: Path) -> dict[str, str]:
     """sample_id -> verdict (`1`, `2` or `tie`) from a filled-in CSV or a JSONL file."""
-    if path.suffix == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = _csv_rows(path) if path.suffix == ".csv" else _jsonl_rows(path, "verdicts file")
     verdicts = {}
-    for row in rows:
-        verdict = str(row.get("verdict", "")).strip().lower()
+    for where, row in rows:
+        if "sample_id" not in row or "verdict" not in row:
+            raise HumanEvalError(f"{path}: {where} has no sample_id or no verdict; each row needs both (as human-export wrote them)")
+        verdict = str(row["verdict"] if row["verdict"] is not None else "").strip().lower()
         if verdict == "":
             continue  # not rated yet
         if verdict not in VERDICTS:
@@ -68,13 +67,66 @@ def read_verdicts(path: Path) -> dict[str, str]:
     return verdicts
 
 
+def _csv_rows(path: Path) -> list[tuple[str, dict]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = {"sample_id", "verdict"} - set(reader.fieldnames or [])
+            if missing:
+                raise HumanEvalError(
+                    f"{path}: the CSV has no {' or '.join(sorted(missing))} column; fill in the samples.csv that human-export wrote"
+                )
+            return [(f"line {i + 2}", row) for i, row in enumerate(reader)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise HumanEvalError(f"{path}: not a readable CSV ({err})") from None
+
+
+def _jsonl_rows(path: Path, what: str) -> list[tuple[str, dict]]:
+    """(where, row) for each non-blank line; a broken line is named by its number."""
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise HumanEvalError(f"{what} {str(path)!r} is not a text file") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise HumanEvalError(f"{what} {str(path)!r}, line {i}: not valid JSON ({err.args[0]}); fix or remove the line") from None
+        if not isinstance(row, dict):
+            raise HumanEvalError(f"{what} {str(path)!r}, line {i}: a JSON object is wanted")
+        rows.append((f"line {i}", row))
+    return rows
+
+
+KEY_FIELDS = ("sample_id", "policy_1", "policy_2")
+
+
+def read_key(path: Path) -> dict[str, dict]:
+    """sample_id -> the key's row, every row checked to unblind a sample."""
+    key = {}
+    for where, row in _jsonl_rows(path, "key"):
+        missing = [f for f in KEY_FIELDS if f not in row]
+        if missing:
+            raise HumanEvalError(f"key {str(path)!r}, {where}: no {', '.join(missing)}; use the key human-export wrote")
+        key[str(row["sample_id"])] = row
+    return key
+
+
+def key_digest(path: Path) -> str:
+    """Names one export: verdicts are remembered as imported per export and sample."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def verdicts_to_results(verdicts: dict[str, str], key_path: Path) -> list[GameResult]:
-    """Unblind the verdicts with the key: one league result per rated sample."""
-    key = {row["sample_id"]: row for row in map(json.loads, key_path.read_text().splitlines()) if row}
+    """Unblind the verdicts with the key: one league result per rated sample, in sample order."""
+    key = read_key(key_path)
     unknown = sorted(set(verdicts) - set(key))
     if unknown:
         raise HumanEvalError(f"verdicts for samples {unknown[:5]} are not in the key {str(key_path)!r}; is it the key of this export?")
-    return [GameResult(key[s]["policy_1"], key[s]["policy_2"], VERDICTS[v]) for s, v in verdicts.items()]
+    return [GameResult(key[s]["policy_1"], key[s]["policy_2"], VERDICTS[v]) for s, v in sorted(verdicts.items())]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -83,6 +83,7 @@ class League:
     agents: dict[str, Role] = field(default_factory=lambda: {CURRENT: "main"})  # the learning agents
     versions: dict[str, int] = field(default_factory=dict)  # each agent's version at its latest games
     since_snapshot: dict[str, int] = field(default_factory=dict)  # each agent's rounds since its latest snapshot
+    imported: list[str] = field(default_factory=list)  # human verdicts folded in, as "<key digest>:<sample id>"
 
     def __post_init__(self) -> None:
         self.ratings.setdefault(CURRENT, self.settings.initial_elo)
@@ -255,6 +256,7 @@ class League:
             "agents": self.agents,
             "versions": self.versions,
             "since_snapshot": self.since_snapshot,
+            "imported": self.imported,
         }
 
     @classmethod
@@ -269,6 +271,7 @@ class League:
             agents=dict(state.get("agents", {CURRENT: "main"})),
             versions=dict(state.get("versions", {CURRENT: state.get("current_version", 0)})),
             since_snapshot=dict(state.get("since_snapshot", {})),
+            imported=list(state.get("imported", [])),
         )
 
     def save(self, path: Path) -> None:

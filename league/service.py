@@ -46,6 +46,11 @@ class LeagueService:
         self.league.save(Path(path))
 
     def admit(self, version: int, checkpoint: str, player: str = CURRENT) -> Snapshot:
+        """A new snapshot; its checkpoint is kept relative to the run directory, so a copied or
+        moved run reads its own checkpoints."""
+        path = Path(checkpoint)
+        if path.is_absolute() and path.resolve().is_relative_to(self.run_dir.resolve()):
+            checkpoint = str(path.resolve().relative_to(self.run_dir.resolve()))
         snap = self.league.admit(version, checkpoint, player)
         self.league.save(self.state_path)
         return snap
@@ -68,7 +73,7 @@ class LeagueService:
 
     def checkpoints(self) -> dict[str, tuple[str, int]]:
         """Snapshot name -> (checkpoint path, version), what an opponent generator needs to serve it."""
-        return {s.name: (s.checkpoint, s.version) for s in self.league.population}
+        return {s.name: (str(self.run_dir / s.checkpoint), s.version) for s in self.league.population}
 
     def snapshots(self) -> list[str]:
         """Every snapshot ever admitted (retired ones too), by version."""

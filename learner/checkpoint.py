@@ -1,8 +1,10 @@
 """Writing a checkpoint directory so that a crash never leaves half of one under the real name."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Callable
 
@@ -21,3 +23,41 @@ def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded; the message names the file."""
+
+
+def read_checkpoint_config(path: Path) -> dict:
+    """A Hugging Face checkpoint's config.json, with its weight files checked whole (their
+    headers and sizes), so a broken checkpoint is refused when the recipe is read rather than
+    as a traceback inside a Ray worker."""
+    config = path / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{str(config)!r} is not valid JSON ({err}); rewrite it with save_pretrained") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{str(config)!r} must hold a JSON object; rewrite it with save_pretrained")
+    for weights in sorted(path.glob("*.safetensors")):
+        _check_safetensors(weights)
+    return data
+
+
+def _check_safetensors(path: Path) -> None:
+    """The file's header parses and its tensors end within the file (a truncated copy does not)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                raise ValueError("the header runs past the end of the file")
+            header = json.loads(f.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as err:
+        raise CheckpointError(f"{str(path)!r} is not a whole safetensors file ({err}); copy or save it again") from None
+    if 8 + n + end > size:
+        raise CheckpointError(
+            f"{str(path)!r} is truncated ({size} bytes where its header needs {8 + n + end}); copy or save it again"
+        )

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from tasks.example import Example
 
 
+MAX_HELD_OUT = 100_000  # held-out prompts a task may ask for
 WIN_RATE = "win_rate_vs_v0"  # the metric of an open-ended task: see `Task.open_ended`
 
 
@@ -25,12 +26,42 @@ class TaskError(ValueError):
     """A task that cannot be built or asked for what it lacks (no references for SFT, a bad data file)."""
 
 
-class TaskOptions(BaseModel):
-    """A task kind's recipe section. Subclasses set `kind` (a Literal, the registry's key) and `build`."""
+class RecipeSection(BaseModel):
+    """A section of a recipe: unknown keys refused, frozen once read, and no `true` where a
+    number is wanted (pydantic would read it as 1; a recipe that says `iterations: true`
+    means something else)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and _wants_number(field.annotation):
+                    raise ValueError(f"{name}: a number is wanted, not {str(value).lower()}")
+        return data
+
+
+def _wants_number(annotation: Any) -> bool:
+    """int or float, optionally None, and nothing else (not bool, not a union with str)."""
+    kinds = set(get_args(annotation)) - {type(None)} if get_args(annotation) else {annotation}
+    return bool(kinds) and kinds <= {int, float}
+
+
+class TaskOptions(RecipeSection):
+    """A task kind's recipe section. Subclasses set `kind` (a Literal, the registry's key) and `build`."""
     kind: str
     held_out_size: int
+
+    @model_validator(mode="after")
+    def _held_out_is_bounded(self) -> "TaskOptions":
+        """Every held-out prompt is answered and scored every iteration; past this it is a typo."""
+        if self.held_out_size > MAX_HELD_OUT:
+            raise ValueError(f"held_out_size {self.held_out_size} is more than {MAX_HELD_OUT:,}; every held-out prompt "
+                             "is answered each iteration, so choose a few hundred")
+        return self
 
     @property
     def has_references(self) -> bool:

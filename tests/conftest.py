@@ -56,3 +56,11 @@ def smollm2() -> Path:
     from learner.pretrained import resolve_model
 
     return resolve_model("smollm2-135m-instruct", show_progress=False)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones too) by its relative path and SHA-256: what a test
+    compares to show that a refused command changed nothing."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}

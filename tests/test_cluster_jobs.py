@@ -192,6 +192,18 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
 def test_job_commands_explain_what_is_wrong(local_cluster: LocalCluster, tmp_path: Path) -> None:
     missing = local_cluster.selfplay("status", "selfplay-no-such-job")
     assert missing.returncode == 2 and "no job 'selfplay-no-such-job'" in missing.stderr
+    assert f"the Ray cluster at {local_cluster.dashboard}" in missing.stderr  # says whose cluster it talks to
+    foreign = "someone-elses-job"  # submitted on the same cluster without selfplay
+    ray_job = [str(BIN / "ray"), "job"]
+    subprocess.run([*ray_job, "submit", "--address", local_cluster.dashboard, "--submission-id", foreign, "--no-wait", "--", "sleep", "600"],
+                   env=local_cluster.env, check=True, capture_output=True, timeout=120)
+    for command in ("status", "logs", "stop"):
+        refused = local_cluster.selfplay(command, foreign)
+        assert refused.returncode == 2 and "not submitted by selfplay" in refused.stderr, refused.stderr
+    state = subprocess.run([*ray_job, "status", "--address", local_cluster.dashboard, foreign], env=local_cluster.env,
+                           capture_output=True, text=True, timeout=120).stdout
+    assert "STOPPED" not in state and "FAILED" not in state, state
+    subprocess.run([*ray_job, "stop", "--address", local_cluster.dashboard, foreign], env=local_cluster.env, capture_output=True, timeout=120)
     relative = local_cluster.selfplay("submit", "--run-dir", "relative/run")
     assert relative.returncode == 2 and "absolute path on the cluster" in relative.stderr
     no_token = subprocess.run([sys.executable, "-m", "cluster.cli", "status", "--address", local_cluster.dashboard], cwd=ROOT,

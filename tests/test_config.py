@@ -58,7 +58,7 @@ def test_cli_refuses_bad_config_and_writes_nothing(tmp_path: Path, bad: dict, ke
     recipe.write_text(yaml.safe_dump({**bad, "run_dir": str(run_dir)}))
     assert main(["run", str(recipe)]) == 2
     err = capsys.readouterr().err
-    assert "problem(s) in the configuration" in err and key in err
+    assert err.count("\n") == 1 and err.startswith(f"selfplay: {recipe}: ") and key in err  # one line naming the key
     assert not run_dir.exists()
 
 
@@ -96,7 +96,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path: Path, c
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     assert main(["run", "--run-dir", str(precious), "--overwrite", "--set", "self_play.iterations=1"]) == 2
-    assert "holds no run" in capsys.readouterr().err
+    assert "holds no selfplay run" in capsys.readouterr().err
     assert (precious / "notes.txt").read_text() == "keep me"
 
 

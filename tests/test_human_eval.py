@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cluster.cli import main
+from conftest import tree_digest
 from judge.verdict import Verdict
 from league.human_eval import HumanEvalError, export_blind_pairs, read_verdicts, verdicts_to_results
 from league.league import CURRENT, League, LeagueSettings
@@ -53,10 +54,60 @@ def test_cli_round_trip_folds_human_verdicts_into_ratings(tmp_path: Path, capsys
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    (run / "state").mkdir()
+    League.load(run / "league.json").save(run / "state" / "league.json")  # a resumable run's copy
     assert main(["human-import", str(run), str(tmp_path / "filled.csv")]) == 0
     league = League.load(run / "league.json")
     assert league.ratings[CURRENT] > 1000 > league.ratings["v0"]
     assert league.win_rate(CURRENT, "v0") == 1.0
+    games = league.results[CURRENT]["v0"][1]
+    assert games == len(rows) and League.load(run / "state" / "league.json").results == league.results
+    # the same verdicts again are skipped, in both copies
+    before = tree_digest(run)
+    capsys.readouterr()
+    assert main(["human-import", str(run), str(tmp_path / "filled.csv")]) == 0
+    assert f"skipped {len(rows)} already folded in" in capsys.readouterr().out
+    assert tree_digest(run) == before
+
+
+@pytest.mark.parametrize("verdicts, named", [
+    ("sample_id,prompt\ns00000,p\n", "no verdict column"),
+    ("prompt,verdict\np,1\n", "no sample_id column"),
+    ('{"sample_id": "s00000", "verdict": "1"}\n{"sample_id": \n', "line 2: not valid JSON"),
+])
+def test_human_import_refuses_broken_files_and_changes_nothing(
+    tmp_path: Path, verdicts: str, named: str, capsys: pytest.CaptureFixture
+) -> None:
+    run = _run_dir(tmp_path)
+    assert main(["human-export", str(run), "--n", "4"]) == 0
+    path = tmp_path / ("v.csv" if verdicts.startswith(("sample", "prompt")) else "v.jsonl")
+    path.write_text(verdicts)
+    before = tree_digest(run)
+    capsys.readouterr()
+    assert main(["human-import", str(run), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1, err
+    (run / "human_eval_key.jsonl").write_text('{"sample_id": "s00000"\n')  # a broken key
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"sample_id": "s00000", "verdict": "1"}\n')
+    assert main(["human-import", str(run), str(path)]) == 2
+    assert "human_eval_key.jsonl" in capsys.readouterr().err
+    del before["human_eval_key.jsonl"]
+    assert {k: v for k, v in tree_digest(run).items() if k != "human_eval_key.jsonl"} == before
+
+
+def test_league_and_export_refuse_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = _run_dir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["human-export", str(run), "--n", "-5"])
+    assert exit_.value.code == 2 and "-5 is not a count of one or more" in capsys.readouterr().err
+    for output, named in ((tmp_path / "no" / "table.txt", "does not exist"), (tmp_path, "is a directory")):
+        assert main(["league", str(run), "--output", str(output)]) == 2
+        assert named in capsys.readouterr().err
+    (run / "league.json").write_text('{"settings": ')
+    assert main(["league", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable league state" in err and err.count("\n") == 1
 
 
 def test_bad_verdicts_are_refused(tmp_path: Path) -> None:

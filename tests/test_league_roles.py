@@ -40,7 +40,8 @@ def test_alphastar_roles_play_snapshot_and_reset(ray_cluster, tmp_path: Path) ->
     # with max_iterations 2 every agent has a snapshot by iteration 2, saved as a loadable checkpoint
     for agent in ("main_exploiter", "league_exploiter"):
         own = [s for s in snapshots.values() if s.player == agent]
-        assert own and all((Path(s.checkpoint) / "config.json").is_file() for s in own)
+        assert own and all((run_dir / s.checkpoint / "config.json").is_file() for s in own)
+        assert not any(Path(s.checkpoint).is_absolute() for s in own)  # a moved run reads its own
         assert all(Path(s.checkpoint).name == s.name for s in own)
     rows = read_metrics(run_dir)[1:]
     resets = [(r["iteration"], r["exploiters"]["main_exploiter"]) for r in rows if r["exploiters"]["main_exploiter"]["reset"]]

@@ -94,7 +94,8 @@ def test_league_state_reloads_to_the_same_ratings(two_iterations) -> None:
     assert [s.name for s in league.population] == summary["snapshots"]
     assert len(summary["snapshots"]) >= 2  # v0 plus at least one admitted snapshot
     for snap in league.population:
-        assert (Path(snap.checkpoint) / "config.json").is_file()
+        assert not Path(snap.checkpoint).is_absolute()  # relative to the run, so a moved run reads its own
+        assert (run_dir / snap.checkpoint / "config.json").is_file()
     opponents = set(read_tables(run_dir / "games", GAME_SCHEMA).column("policy_b").to_pylist())
     assert opponents <= {s.name for s in league.population}
 

@@ -1,5 +1,6 @@
 """A run resumed from its directory goes on from its saved state, even after a crash mid-iteration."""
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +10,8 @@ import pytest
 from cluster.cli import main
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
+from cluster.run_dir import MARKER
+from conftest import read_metrics, tiny_run, tree_digest
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, read_tables
@@ -35,6 +37,9 @@ def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys:
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"iteration": 3, "accuracy": 0.0}) + "\n")
 
+    refuse_damaged_states(run_dir, tmp_path, capsys)
+    # a run directory moved elsewhere reads its own checkpoints (the league keeps them relative)
+    run_dir = run_dir.rename(tmp_path / "moved")
     assert main(["run", "--resume", str(run_dir), "--iterations", "4", "--quiet"]) == 0
     summary = json.loads(capsys.readouterr().out)
     rows = read_metrics(run_dir)
@@ -53,10 +58,36 @@ def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys:
     assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 4
 
 
+def refuse_damaged_states(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Each damage a resume must refuse in one line, leaving every file of the run as it was."""
+    damages = {
+        "state/league.json": lambda d: (d / "state" / "league.json").unlink(),
+        "optimizer.pt": lambda d: (d / "state" / "learner" / "optimizer.pt").unlink(),
+        "metrics.jsonl": lambda d: (d / "metrics.jsonl").unlink(),
+        "driver.json": lambda d: (d / "state" / "driver.json").write_text('{"iteration": 2'),
+        "lacks rng, league_rng": lambda d: (d / "state" / "driver.json").write_text('{"iteration": 2, "version": 2}'),
+    }
+    capsys.readouterr()  # what the run printed so far
+    for named, damage in damages.items():
+        copy = Path(shutil.copytree(run_dir, tmp_path / "damaged"))
+        damage(copy)
+        before = tree_digest(copy)
+        assert main(["run", "--resume", str(copy), "--iterations", "4", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "damaged" in err and err.count("\n") == 1, err
+        assert tree_digest(copy) == before
+        shutil.rmtree(copy)
+    before = tree_digest(run_dir)
+    assert main(["run", "--resume", str(run_dir), "--iterations", "1", "--quiet"]) == 2
+    assert "already past iteration 2" in capsys.readouterr().err
+    assert tree_digest(run_dir) == before
+
+
 def test_resume_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text(f"run_dir: {run_dir}\n")
+    (run_dir / MARKER).write_text("{}")
     assert main(["run", "--resume", str(run_dir), "--set", "dpo.beta=0.2"]) == 2
     assert "dpo.beta cannot change mid-run" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path / "nothing")]) == 2
