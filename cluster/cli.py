@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from cluster.resume import ResumeError
     from cluster.run import resume_self_play, run_self_play  # Ray and torch load only once the recipe is valid
+    from cluster.stopping import ActorLost, Interrupted, how_to_go_on
+    from judge.pool import JudgeFailure
 
     try:
         if args.resume is not None:
@@ -82,7 +85,17 @@ def _run(args: argparse.Namespace) -> int:
     except (RunDirError, ResumeError, ConfigError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
+    except (ActorLost, JudgeFailure) as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 1
+    except Interrupted as sig:
+        where = how_to_go_on(sig.run_dir) if sig.run_dir else "the run had not started"
+        print(f"selfplay: stopped at once by {sig}; {where}", file=sys.stderr)
+        return 128 + sig.signum
     print(json.dumps(summary, indent=1))
+    if summary.get("stopped_by"):
+        print(f"selfplay: stopped by {summary['stopped_by']}; {how_to_go_on(Path(summary['run_dir']))}", file=sys.stderr)
+        return 128 + int(signal.Signals[summary["stopped_by"]])
     return 0
 
 

@@ -226,6 +226,10 @@ class JudgeConfig(_Section):
     batch_size: int = Field(256, ge=1, description="matchups per judge call")
     timeout_s: float = Field(120.0, gt=0, description="a judge call past this is abandoned, its judge replaced, the batch retried")
     retries: int = Field(1, ge=0, description="further tries of a failed batch on other judges before its games are marked")
+    max_error_share: float = Field(
+        0.5, ge=0, le=1, description="a judging call (an iteration's games) with more of its games judge errors than this stops "
+        "the run with an error instead of recording them as ties",
+    )
     constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
 
     @model_validator(mode="after")

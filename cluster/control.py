@@ -82,9 +82,9 @@ def scale_run(run: str, n: int) -> str:
     if not ray.is_initialized():
         ray.init(address="auto", namespace=NAMESPACE, log_to_driver=False)
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
-    matches = [name for name in names if re.fullmatch(rf"selfplay-{re.escape(run)}-[0-9a-f]{{6}}-control", name)]
+    matches = [name for name in names if re.fullmatch(rf"selfplay-{re.escape(run)}-[0-9a-f]{{6}}(-g\d+)?-control", name)]
     if len(matches) != 1:
-        live = sorted(name[len("selfplay-"): -len("-control")].rsplit("-", 1)[0] for name in names if name.endswith("-control"))
+        live = sorted(re.sub(r"-[0-9a-f]{6}(-g\d+)?-control$", "", name[len("selfplay-"):]) for name in names if name.endswith("-control"))
         found = "none" if not matches else f"{len(matches)} of that name"
         raise ControlError(f"live runs named {run!r}: {found}; live runs on this cluster: {', '.join(live) or 'none'}")
     ray.get(ray.get_actor(matches[0], namespace=NAMESPACE).set_generators.remote(n))

@@ -30,6 +30,7 @@ from cluster.metrics import RunMetrics
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
 from cluster.run_dir import RunDir
+from cluster.stopping import StopRequest
 from cluster.win_rate import v0_answers, win_rate_vs_v0
 from judge.actor import judge_actor
 from judge.constitution import Principle
@@ -55,9 +56,10 @@ NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_
 
 
 class Orchestrator:
-    def __init__(self, config: RunConfig, run: RunDir, show_progress: bool = True) -> None:
+    def __init__(self, config: RunConfig, run: RunDir, show_progress: bool = True, generation: int = 0) -> None:
         self.config = config
         self.run = run
+        self.generation = generation  # restarts after a dead actor (see cluster/stopping.py); part of actor names
         self.show_progress = show_progress
         self.rng = np.random.default_rng(config.seed)
         self.task = config.task.build(config.seed)
@@ -208,7 +210,7 @@ class Orchestrator:
             role = f"{pool}-{slot}" + (f"-r{generation}" if generation else "")
             return judge_actor(self.actor_name(role), spec, judge.num_gpus, near_driver(judge.num_gpus))
 
-        self.judges = JudgePool(start, judge.actors, judge.batch_size, judge.timeout_s, judge.retries)
+        self.judges = JudgePool(start, judge.actors, judge.batch_size, judge.timeout_s, judge.retries, judge.max_error_share)
         self.judge_name = self.judges.name()
         if old is not None:
             old.stop()
@@ -216,7 +218,8 @@ class Orchestrator:
     def actor_name(self, role: str) -> str:
         """Named after the run, so two runs on one cluster never collide and the dashboard says whose actor it is."""
         digest = hashlib.sha1(str(self.run.root).encode()).hexdigest()[:6]
-        return f"selfplay-{self.run.root.name}-{digest}-{role}"
+        restarted = f"-g{self.generation}" if self.generation else ""  # a killed actor's name is not free at once
+        return f"selfplay-{self.run.root.name}-{digest}{restarted}-{role}"
 
     def stop(self) -> None:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
@@ -523,9 +526,9 @@ class Orchestrator:
             "elo": self.config.league.initial_elo, "seconds": 0.0,
         }
 
-    def run_loop(self, resumed: tuple[ResumePoint, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    def run_loop(self, resumed: tuple[ResumePoint, list[dict[str, Any]]] | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
         """Iterations up to `self_play.iterations`, from the first or from where a resumed run
-        stopped (`resumed`: its point and the metrics rows up to it)."""
+        stopped (`resumed`: its point and the metrics rows up to it), or until `stop` is requested."""
         if resumed is None:
             first, rows, done, spent = self.initial_row(), [], 0, 0.0
             retained = "".join(f", {name} {acc:.3f}" for name, acc in first.get("retention", {}).items())
@@ -536,7 +539,7 @@ class Orchestrator:
             done, spent = point.iteration, point.seconds
             self._print(f"resuming after iteration {done} (policy version {self.version})")
         initial = first["accuracy"]
-        started = time.perf_counter() - spent
+        started, stopped = time.perf_counter() - spent, None
         iterations, every = self.config.self_play.iterations, self.config.self_play.save_every
         for it in tqdm(range(done + 1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress,
                        initial=done, total=iterations):
@@ -545,13 +548,16 @@ class Orchestrator:
             self.metrics.record(row, self.judges.take_call_seconds())
             rows.append(row)
             self._print(format_row(row))
-            if every and (it % every == 0 or it == iterations):
-                self.save_state(it, time.perf_counter() - started)
             budget = self.config.self_play.max_seconds
-            if budget is not None and time.perf_counter() - started >= budget:
-                if every:
-                    self.save_state(it, time.perf_counter() - started)
+            out_of_time = budget is not None and time.perf_counter() - started >= budget
+            stopping = stop is not None and stop.requested
+            if every and (it % every == 0 or it == iterations or out_of_time or stopping):
+                self.save_state(it, time.perf_counter() - started)
+            if out_of_time:
                 self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
+                break
+            if stopping:
+                stopped = stop.name
                 break
         ratings = ray.get(self.league.ratings.remote())
         bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
@@ -571,6 +577,7 @@ class Orchestrator:
             "iterations": len(rows),
             "seconds": time.perf_counter() - started,
             "run_dir": str(self.run.root),
+            "stopped_by": stopped,
         }
         self.run.write_summary(summary)
         return summary

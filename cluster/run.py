@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import ray
+from ray.exceptions import RayActorError
 
 from cluster.config import ConfigError, RunConfig, with_run_dir
 from cluster.jobs import RECIPE_ENV
 from cluster.orchestrator import Orchestrator
 from cluster.resume import ResumeError, ResumePoint, rewind
 from cluster.run_dir import RunDir
+from cluster.stopping import MAX_RESTARTS, ActorLost, Interrupted, StopRequest, dead_actor, how_to_go_on, last_error_line
+from judge.pool import JudgeFailure
 
 # Quiet the engines and tokenizers in every Ray worker of a local cluster.
 WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "1"}
@@ -62,10 +66,31 @@ def cluster_for(config: RunConfig) -> Iterator[None]:
 
 
 def _play(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoint | None) -> dict[str, Any]:
+    """Start (or resume) and play; an actor that dies is survived by going on from the saved
+    state, up to MAX_RESTARTS times (see cluster/stopping.py)."""
+    stop, restarts = StopRequest(), 0
+    with stop.installed():
+        while True:
+            try:
+                return _play_once(config, run, show_progress, point, stop, restarts)
+            except Interrupted as sig:
+                sig.run_dir = run.root
+                raise
+            except JudgeFailure as err:
+                raise JudgeFailure(f"{err}; {how_to_go_on(run.root)}") from None
+            except RayActorError as err:
+                point = _restart_point(run, err, restarts)
+                restarts += 1
+                print(f"selfplay: the {dead_actor(err)} actor died; the run goes on from its state after iteration "
+                      f"{point.iteration} (restart {restarts} of at most {MAX_RESTARTS})", file=sys.stderr, flush=True)
+
+
+def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoint | None, stop: StopRequest,
+               restarts: int) -> dict[str, Any]:
     orchestrator: Orchestrator | None = None
     started = False
     try:
-        orchestrator = Orchestrator(config, run, show_progress=show_progress)
+        orchestrator = Orchestrator(config, run, show_progress=show_progress, generation=restarts)
         if point is None:
             orchestrator.start()
             resumed = None
@@ -74,12 +99,31 @@ def _play(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoin
             orchestrator.start_resumed(point)
         started = True
         run.keep_new()
-        return orchestrator.run_loop(resumed)
+        return orchestrator.run_loop(resumed, stop)
+    except RayActorError as err:
+        if not started:
+            raise ActorLost(f"the {dead_actor(err)} actor could not start: {last_error_line(err)}") from None
+        raise
     finally:
         if orchestrator is not None:
             orchestrator.stop()
         if not started:
             run.restore_old()
+
+
+def _restart_point(run: RunDir, err: RayActorError, restarts: int) -> ResumePoint:
+    """Where the run goes on after `err`, or ActorLost saying how to go on by hand."""
+    actor = dead_actor(err)
+    if restarts >= MAX_RESTARTS:
+        raise ActorLost(f"the {actor} actor died again after {restarts} restarts; find why in its log, then go on "
+                        f"with: selfplay run --resume {run.root}") from None
+    try:
+        point = ResumePoint.read(run.root)
+        point.check(run.root)
+    except ResumeError:
+        raise ActorLost(f"the {actor} actor died before the run saved a state to go on from; start the run "
+                        "again (with --overwrite)") from None
+    return point
 
 
 def check_resources(config: RunConfig) -> None:

@@ -2,8 +2,11 @@
 
 A batch whose judge raises, dies or passes `timeout_s` is sent to the next judge in the pool
 (a judge that timed out is killed and replaced, since a running actor call cannot be
-stopped), up to `retries` more times; after that its games are marked, not lost: a tie
-whose reason starts with `judge error`, or a NaN score. The run goes on either way.
+stopped), up to `retries` more times; a judge whose process died is replaced too. After
+that a batch's games are marked, not lost: a tie whose reason starts with `judge error`, or
+a NaN score. A call in which more than `max_error_share` of the items end so is not a result
+but a failure (JudgeFailure): judges that keep failing stop the run rather than let it train
+on nothing.
 """
 from __future__ import annotations
 
@@ -14,11 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import RayActorError, RayError
 
 from judge.verdict import Verdict
 
 StartJudge = Callable[[int, int], Any]  # (slot, generation) -> a new judge actor handle
+
+
+class JudgeFailure(RuntimeError):
+    """Most of a call's games could not be judged; the message says why and what to change."""
 
 
 @dataclass
@@ -31,10 +38,12 @@ class _Call:
 
 
 class JudgePool:
-    def __init__(self, start: StartJudge, size: int = 1, batch_size: int = 256, timeout_s: float = 120.0, retries: int = 1) -> None:
+    def __init__(self, start: StartJudge, size: int = 1, batch_size: int = 256, timeout_s: float = 120.0, retries: int = 1,
+                 max_error_share: float = 1.0) -> None:
         if size < 1 or batch_size < 1 or timeout_s <= 0 or retries < 0:
             raise ValueError(f"a judge pool needs size >= 1, batch_size >= 1, timeout_s > 0, retries >= 0 (got {size}, {batch_size}, {timeout_s}, {retries})")
         self.start, self.batch_size, self.timeout_s, self.retries = start, batch_size, timeout_s, retries
+        self.max_error_share = max_error_share
         self.generation = [0] * size
         self.actors = [start(slot, 0) for slot in range(size)]
         ray.get([a.name.remote() for a in self.actors])  # start-up is not counted against a call's deadline
@@ -87,6 +96,8 @@ class JudgePool:
                 try:
                     results[call.begin : call.end] = [(v, "") for v in ray.get(ref)]
                 except RayError as err:
+                    if isinstance(err, RayActorError):  # its process is gone: calls to it would all fail
+                        self._replace(call.slot)
                     self._retry(call, f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:200]}", queue, results)
             now = time.monotonic()
             for ref, call in [(r, c) for r, c in pending.items() if c.deadline <= now]:
@@ -94,7 +105,16 @@ class JudgePool:
                 self._replace(call.slot)
                 free.append(call.slot)
                 self._retry(call, f"timed out after {self.timeout_s:g}s", queue, results)
+        self._check(results)
         return results
+
+    def _check(self, results: list[tuple[Any, str]]) -> None:
+        failed = [why for value, why in results if value is None]
+        if results and len(failed) / len(results) > self.max_error_share:
+            raise JudgeFailure(
+                f"{len(failed)} of {len(results)} games could not be judged ({failed[-1]}); the judges keep failing, so the "
+                f"run stops rather than learn from ties (judge.max_error_share is {self.max_error_share:g})"
+            )
 
     def _retry(self, call: _Call, why: str, queue: deque, results: list) -> None:
         self.errors.append(f"judge {call.slot}, items {call.begin}-{call.end}: {why}")

@@ -2,10 +2,11 @@
 stuck judge abandoned at its deadline and replaced, and the pool working on afterwards."""
 import time
 
+import pytest
 import ray
 
 from judge.actor import judge_actor
-from judge.pool import JudgePool
+from judge.pool import JudgeFailure, JudgePool
 from judge.registry import JudgeSpec
 from tasks.example import Example
 
@@ -42,5 +43,20 @@ def test_a_stuck_judge_is_abandoned_replaced_and_the_pool_goes_on(ray_cluster) -
         assert pool.generation == [1]  # the stuck judge was replaced
         [v] = pool.judge(problems[:1], ["x = 1"], ["raise SystemExit(1)"])
         assert v.winner == "a"
+    finally:
+        pool.stop()
+
+
+def test_a_killed_judge_is_replaced_and_judges_that_keep_failing_stop_the_run(ray_cluster) -> None:
+    pool = _pool(JudgeSpec("numeric"), "killed", size=1, batch_size=2, retries=1, max_error_share=0.5)
+    try:
+        ray.kill(pool.actors[0])  # SIGKILL of its process, as a crash would
+        problems = [Example("?", "4"), Example("?", "5")]
+        verdicts = pool.judge(problems, ["4", "x"], ["3", "5"])
+        assert [v.winner for v in verdicts] == ["a", "b"]  # the retry went to a fresh judge in its slot
+        assert pool.generation == [1] and "ActorDiedError" in pool.errors[0]
+        always = [Example("?", "five")] * 4  # the verifier raises on every one: all judge errors
+        with pytest.raises(JudgeFailure, match=r"4 of 4 games could not be judged.*judge.max_error_share is 0.5"):
+            pool.judge(always, ["1"] * 4, ["2"] * 4)
     finally:
         pool.stop()

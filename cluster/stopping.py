@@ -1,0 +1,98 @@
+"""Stopping a run on request, and going on after an actor dies.
+
+Ctrl-C or SIGTERM asks the run to stop once the iteration in progress ends: the state is
+saved, the way to resume is printed, and the command exits with 128 + the signal's number
+(130, 143), as a shell expects. A second one abandons the iteration at once; the run then
+resumes from the last saved state.
+
+A league, learner or judge actor whose process dies takes the run's state in memory with
+it; the run goes on from what is on disk, the way `--resume` would: every actor restarted
+from the last saved `state/`, the directory rewound to it, the lost iterations replayed.
+"""
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Iterator
+
+MAX_RESTARTS = 3  # restarts of the run's actors in one command before it gives up
+ROLES = {"LeagueService": "league", "Learner": "learner", "JudgeHost": "judge", "ControlService": "control"}
+
+
+class Interrupted(BaseException):
+    """A second Ctrl-C or SIGTERM: the iteration in progress is abandoned. A BaseException,
+    as KeyboardInterrupt is, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.run_dir: Path | None = None  # the run it stopped, once known
+
+
+def how_to_go_on(run_dir: Path) -> str:
+    """What to run after a stop: the resume command, or why there is none."""
+    from cluster.resume import ResumeError, ResumePoint
+
+    try:
+        point = ResumePoint.read(run_dir)
+    except ResumeError:
+        return f"nothing resumable was saved in {run_dir}; run it again (with --overwrite)"
+    return f"its state after iteration {point.iteration} is saved; go on with: selfplay run --resume {run_dir}"
+
+
+class ActorLost(RuntimeError):
+    """An actor died and the run could not go on by itself; the message says how to resume."""
+
+
+class StopRequest:
+    """Set by the first Ctrl-C or SIGTERM; the driver's loop reads it between iterations."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    @contextmanager
+    def installed(self) -> Iterator["StopRequest"]:
+        """Handle SIGINT and SIGTERM while the run plays (only the main thread may; a run
+        started from another thread keeps Python's handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+        print(f"\nselfplay: {signal.Signals(signum).name}: stopping once this iteration ends and its state is saved "
+              "(again to stop at once)", file=sys.stderr, flush=True)
+
+
+def dead_actor(err: BaseException) -> str:
+    """Which of the run's actors an ActorDiedError is about, in the recipe's words."""
+    found = re.search(r"class_name: (\w+)", str(err))
+    return ROLES.get(found.group(1), found.group(1)) if found else "an"
+
+
+def last_error_line(err: BaseException) -> str:
+    """The line of a remote traceback that says what went wrong (`OSError: ...`)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    return (errors or lines or [type(err).__name__])[-1][:300]

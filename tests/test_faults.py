@@ -1,0 +1,102 @@
+"""Faults a long run meets: an actor's process killed, Ctrl-C, SIGTERM. The run goes on (or
+stops cleanly and resumes), and every game is on disk exactly once."""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ray
+import yaml
+
+from cluster.config import parse_config
+from cluster.run import run_self_play
+from conftest import read_metrics, tiny_run
+from league.records import GAME_SCHEMA, read_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+GAMES = 32
+
+
+def wait_for_iteration(run_dir: Path, iteration: int, timeout: float = 300) -> None:
+    """Until the run has written (and saved the state of) `iteration`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        driver = run_dir / "state" / "driver.json"
+        try:
+            if json.loads(driver.read_text())["iteration"] >= iteration:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        assert time.monotonic() < deadline, f"the run did not reach iteration {iteration}"
+        time.sleep(0.2)
+
+
+def assert_every_game_once(run_dir: Path, iterations: int) -> None:
+    games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
+    assert len(games) == iterations * GAMES and len({g["game_id"] for g in games}) == len(games)
+    assert sorted({g["round"] for g in games}) == list(range(1, iterations + 1))
+    assert [r["iteration"] for r in read_metrics(run_dir)] == list(range(iterations + 1))
+    assert sum(r.get("games", 0) for r in read_metrics(run_dir)) == len(games)
+
+
+def kill(run_dir: Path, role: str, generation: int) -> None:
+    digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:6]
+    restarted = f"-g{generation}" if generation else ""
+    ray.kill(ray.get_actor(f"selfplay-{run_dir.name}-{digest}{restarted}-{role}"))
+
+
+def test_a_killed_league_and_learner_are_survived(ray_cluster, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = parse_config(tiny_run(run_dir, self_play={"iterations": 4, "games_per_iteration": GAMES}))
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(run_self_play(config, show_progress=False)))
+    worker.start()
+    wait_for_iteration(run_dir, 1)
+    kill(run_dir, "league", 0)
+    wait_for_iteration(run_dir, 3)
+    kill(run_dir, "learner", 1)  # the run's actors after one restart
+    worker.join(timeout=600)
+    assert out["iterations"] == 4 and out["games"] == 4 * GAMES
+    assert_every_game_once(run_dir, 4)
+
+
+def selfplay(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cluster.cli", "run", *args, "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_iteration(run_dir: Path) -> int:
+    driver = run_dir / "state" / "driver.json"
+    return json.loads(driver.read_text())["iteration"] if driver.is_file() else 0
+
+
+def stopped_by(process: subprocess.Popen, sig: int, run_dir: Path) -> str:
+    """Send `sig` once the run has saved one more iteration; the stop's own line, after checking
+    the exit status (the run ends the iteration it is in, so it may save one more)."""
+    wait_for_iteration(run_dir, saved_iteration(run_dir) + 1)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 128 + sig, err
+    return err.strip().splitlines()[-1]
+
+
+def test_ctrl_c_and_sigterm_stop_cleanly_and_the_run_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_run(run_dir, self_play={"iterations": 5, "games_per_iteration": GAMES})))
+    line = stopped_by(selfplay(str(recipe)), signal.SIGINT, run_dir)
+    assert saved_iteration(run_dir) <= 2  # it ended the iteration it was in, then stopped
+    assert "stopped by SIGINT" in line and f"go on with: selfplay run --resume {run_dir}" in line
+    line = stopped_by(selfplay("--resume", str(run_dir)), signal.SIGTERM, run_dir)
+    assert "stopped by SIGTERM" in line and saved_iteration(run_dir) <= 4
+    done = selfplay("--resume", str(run_dir))
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 0, err
+    assert json.loads(out)["iterations"] == 5
+    assert_every_game_once(run_dir, 5)
