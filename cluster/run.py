@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import ray
 from ray.exceptions import RayActorError
 
+from cluster import reaper
 from cluster.config import ConfigError, RunConfig, with_run_dir
 from cluster.jobs import RECIPE_ENV
 from cluster.orchestrator import Orchestrator
@@ -168,6 +169,7 @@ def connect(config: RunConfig) -> bool:
         in_job = RECIPE_ENV in os.environ
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
+    reaper.start_for(os.getpid())  # the local cluster's processes end with this driver, even a killed one
     ray.init(
         address="local",  # a new cluster, even where `ray start` left one running
         num_cpus=c.num_cpus or max(4, os.cpu_count() or 1),

@@ -15,6 +15,7 @@ import ray
 import yaml
 
 from cluster.config import parse_config
+from cluster.reaper import alive, descendants
 from cluster.run import run_self_play
 from conftest import read_metrics, tiny_run
 from league.records import GAME_SCHEMA, read_tables
@@ -86,17 +87,28 @@ def stopped_by(process: subprocess.Popen, sig: int, run_dir: Path) -> str:
     return err.strip().splitlines()[-1]
 
 
-def test_ctrl_c_and_sigterm_stop_cleanly_and_the_run_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_sigterm_and_sigkill_of_the_driver_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_run(run_dir, self_play={"iterations": 5, "games_per_iteration": GAMES})))
+    recipe.write_text(yaml.safe_dump(tiny_run(run_dir, self_play={"iterations": 6, "games_per_iteration": GAMES})))
     line = stopped_by(selfplay(str(recipe)), signal.SIGINT, run_dir)
     assert saved_iteration(run_dir) <= 2  # it ended the iteration it was in, then stopped
     assert "stopped by SIGINT" in line and f"go on with: selfplay run --resume {run_dir}" in line
     line = stopped_by(selfplay("--resume", str(run_dir)), signal.SIGTERM, run_dir)
     assert "stopped by SIGTERM" in line and saved_iteration(run_dir) <= 4
+    # a driver killed outright: its processes (Ray's agents among them) end with it
+    killed = selfplay("--resume", str(run_dir))
+    wait_for_iteration(run_dir, saved_iteration(run_dir) + 1)
+    left = descendants(killed.pid)
+    assert any(pid for pid, _ in left)
+    killed.kill()
+    killed.communicate(timeout=60)
+    deadline = time.monotonic() + 15  # left alone, Ray's agents outlive a killed driver by minutes
+    while alive(left) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not alive(left)
     done = selfplay("--resume", str(run_dir))
     out, err = done.communicate(timeout=600)
     assert done.returncode == 0, err
-    assert json.loads(out)["iterations"] == 5
-    assert_every_game_once(run_dir, 5)
+    assert json.loads(out)["iterations"] == 6
+    assert_every_game_once(run_dir, 6)
