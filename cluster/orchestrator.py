@@ -47,7 +47,7 @@ from learner.learner import DPOSettings
 from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from tasks.base import metric
-from tasks.chat import PromptRenderer
+from prompts.chat import PromptRenderer
 
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
@@ -202,9 +202,10 @@ class Orchestrator:
             llm = resolve_model(str(judge.llm), self.show_progress) if is_builtin(judge.llm) else judge.llm
             engine = EngineSpec(str(llm), self.config.model.dtype, judge.llm_max_model_len, g.kv_cache_bytes, self.config.seed,
                                 gpu_memory_utilization=g.gpu_memory_utilization)
+            self.judge_llm_path = llm
             self.judge_llm = generator_actor(self.actor_name("judge-llm"), engine, "judge", 0, num_cpus=g.num_cpus, num_gpus=g.num_gpus)
         if judge.kind == "pairwise_llm":
-            spec = replace(spec, llm=self.judge_llm, llm_sampling=Sampling(0.0, 1.0, judge.llm_max_new_tokens))
+            spec = replace(spec, llm=self.judge_llm, llm_sampling=Sampling(0.0, 1.0, judge.llm_max_new_tokens), llm_path=str(self.judge_llm_path))
 
         def start(slot: int, generation: int) -> Any:
             role = f"{pool}-{slot}" + (f"-r{generation}" if generation else "")

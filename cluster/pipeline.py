@@ -30,7 +30,7 @@ from cluster.run_dir import RunDir, write_text_atomic
 from learner.mixing import as_preferences, as_text_columns
 from learner.trl_stages import COMPLETION_COLUMNS, StageSettings, train_reward_model, train_sft
 from tasks.addition import AdditionTask, wrong_answer
-from tasks.chat import PromptRenderer
+from prompts.chat import PromptRenderer
 
 METHODS = ("dpo",)
 Rows = "pa.Table | list[dict] | str | Path"

@@ -13,7 +13,7 @@ from learner.mixing import load_text_columns
 from tasks.addition import AdditionTask
 from judge.rules import RuleJudge
 from tasks.base import Scorer, Task
-from tasks.example import Example
+from prompts.example import Example
 
 
 def retention_tasks(config: RunConfig) -> dict[str, AdditionTask]:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from cluster.run_dir import write_text_atomic
 from league.ratings import wilson_interval
-from tasks.example import Example
+from prompts.example import Example
 
 V0_ANSWERS = "v0_held_out_answers.json"
 

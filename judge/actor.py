@@ -7,7 +7,7 @@ import ray
 
 from judge.registry import JudgeSpec, make_judge
 from judge.verdict import Verdict
-from tasks.example import Example
+from prompts.example import Example
 
 
 class JudgeHost:

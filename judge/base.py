@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, TypeVar
 
 from judge.verdict import Verdict
-from tasks.example import Example
+from prompts.example import Example
 
 
 F = TypeVar("F", bound=Callable[..., Any])

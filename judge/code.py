@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from judge.base import Judge, JudgeError
 from judge.sandbox import SandboxLimits, SandboxResult, run_python
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.example import Example
+from prompts.example import Example
 
 # a block closed by its fence, or left open at the end (an answer cut at a stop string or the token limit)
 FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|\Z)", re.S)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.example import Example
+from prompts.example import Example, Prompt
 
 Rule = Callable[..., float]
 RULES: dict[str, Rule] = {}
@@ -64,7 +64,7 @@ class Principle:
     def adherence_all(self, problems: list[Example], responses: list[str]) -> list[float]:
         """Adherence of each response, in [0, 1]; a model principle scores them in batches."""
         if self.model is not None:
-            values = model_adherence(self.model, self.label, [p.text for p in problems], responses)
+            values = model_adherence(self.model, self.label, [p.prompt for p in problems], responses)
         else:
             values = [RULES[self.rule](p, r, **self.options) for p, r in zip(problems, responses, strict=True)]
         for value in values:
@@ -74,7 +74,7 @@ class Principle:
         return values
 
 
-def model_adherence(model: str, label: int | None, prompts: list[str], responses: list[str]) -> list[float]:
+def model_adherence(model: str, label: int | None, prompts: list[Prompt], responses: list[str]) -> list[float]:
     """The classifier's probability of `label` (softmax over labels), or sigmoid of its one logit."""
     import torch  # the scorer and torch load in the judge actor only, not when a recipe is read
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.example import Example
+from prompts.example import Example
 
 DEFAULT_TEMPLATE = (
     "Question: {prompt}\nAnswer A: {a}\nAnswer B: {b}\n"
@@ -43,7 +43,10 @@ def check_template(template: str, pattern: str) -> None:
 class PairwiseLLMJudge(Judge):
     name = "pairwise_llm"
 
-    def __init__(self, generate: Callable[[list[str]], list[str]], template: str = DEFAULT_TEMPLATE, pattern: str = DEFAULT_PATTERN) -> None:
+    def __init__(self, generate: Callable[[list[str]], list[str]], template: str = DEFAULT_TEMPLATE, pattern: str = DEFAULT_PATTERN,
+                 render: Callable[[str], str] | None = None) -> None:
+        """`render`: the judge model's own way of reading a request (its chat template, the
+        filled-in template as the user's turn); raw text without it."""
         try:
             check_template(template, pattern)
         except ValueError as err:
@@ -51,6 +54,11 @@ class PairwiseLLMJudge(Judge):
         self.generate = generate
         self.template = template
         self.pattern = re.compile(pattern)
+        self.render = render or (lambda text: text)
+
+    def ask(self, problem: Example, first: str, second: str) -> str:
+        """The request for one order of the two answers, as the judge model reads it."""
+        return self.render(self.template.format(prompt=problem.text, a=first, b=second))
 
     def read(self, answer: str) -> str | None:
         """The verdict letter in a judge's answer (the first match), or None."""
@@ -60,8 +68,8 @@ class PairwiseLLMJudge(Judge):
     def judge(self, problems: list[Example], responses_a: list[str], responses_b: list[str]) -> list[Verdict]:
         if not len(problems) == len(responses_a) == len(responses_b):
             raise JudgeError(f"{len(problems)} problems but {len(responses_a)} and {len(responses_b)} responses")
-        forward = [self.template.format(prompt=p.text, a=a, b=b) for p, a, b in zip(problems, responses_a, responses_b)]
-        swapped = [self.template.format(prompt=p.text, a=b, b=a) for p, a, b in zip(problems, responses_a, responses_b)]
+        forward = [self.ask(p, a, b) for p, a, b in zip(problems, responses_a, responses_b)]
+        swapped = [self.ask(p, b, a) for p, a, b in zip(problems, responses_a, responses_b)]
         answers = self.generate(forward + swapped)
         n = len(problems)
         return [self._combine(first, second) for first, second in zip(answers[:n], answers[n:])]

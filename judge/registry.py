@@ -10,6 +10,7 @@ from judge.constitution import ConstitutionalJudge, Principle
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.reward_model import RewardModelJudge
 from judge.rules import VERIFIERS, RuleJudge, ScoreJudge
+from prompts.chat import PromptRenderer
 
 MODEL_KINDS = ("reward_model", "pairwise_llm")
 CODE = "code"
@@ -31,6 +32,7 @@ class JudgeSpec:
     tie_margin: float = 0.0  # reward model: rewards this close are a tie
     llm: Any = None  # pairwise_llm: the handle of the generator actor serving the judge model
     llm_sampling: Any = None  # and the sampling it answers with
+    llm_path: str | None = None  # and its checkpoint, whose chat template renders each request
     template: str = DEFAULT_TEMPLATE
     pattern: str = DEFAULT_PATTERN
     constitution: list[Principle] = field(default_factory=list)
@@ -57,7 +59,8 @@ def make_judge(spec: JudgeSpec | str, constitution: list[Principle] | None = Non
     elif spec.kind == "pairwise_llm":
         if spec.llm is None:
             raise JudgeError("judge kind pairwise_llm needs a generator actor serving judge.llm (the orchestrator starts one)")
-        base = PairwiseLLMJudge(_served_by(spec.llm, spec.llm_sampling), spec.template, spec.pattern)
+        render = PromptRenderer.for_model(spec.llm_path) if spec.llm_path else None
+        base = PairwiseLLMJudge(_served_by(spec.llm, spec.llm_sampling), spec.template, spec.pattern, render)
     else:
         raise JudgeError(f"unknown judge kind {spec.kind!r}; known kinds: {', '.join(kinds())}")
     return ConstitutionalJudge(base, spec.constitution) if spec.constitution else base

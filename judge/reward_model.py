@@ -11,7 +11,7 @@ from pathlib import Path
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.example import Example
+from prompts.example import Example
 
 
 def win_probability(reward_a: float, reward_b: float) -> float:
@@ -39,7 +39,7 @@ class RewardModelJudge(Judge):
         self.tie_margin = tie_margin
 
     def rewards(self, problems: list[Example], responses: list[str]) -> list[float]:
-        return self.scorer.logits([p.text for p in problems], responses)[:, 0].tolist()
+        return self.scorer.logits([p.prompt for p in problems], responses)[:, 0].tolist()
 
     def score(self, problem: Example, response: str) -> float:
         return self.rewards([problem], [response])[0]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores
-from tasks.example import Example
+from prompts.example import Example
 
 Check = Callable[..., bool]
 VERIFIERS: dict[str, Check] = {}

@@ -1,17 +1,23 @@
 """Scoring (prompt, response) text with a sequence-classification checkpoint.
 
 Reward models (TRL's `RewardTrainer` writes `AutoModelForSequenceClassification` checkpoints
-with one label) and principle classifiers share this: the text is `prompt + response + EOS`,
-tokenized as the reward trainer tokenized it, so a model scores what it was trained on.
+with one label) and principle classifiers share this. Each reads the exchange through its own
+tokenizer's chat template (the prompt as the user's turn, the response as the assistant's),
+or as `prompt + response + EOS` when it has none, as the reward trainer rendered it, so a
+model scores what it was trained on whatever template the policy uses.
 """
 from __future__ import annotations
 
 import functools
 import os
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from prompts.chat import PromptRenderer
+from prompts.example import Prompt
 
 
 class ScorerError(ValueError):
@@ -37,12 +43,12 @@ class SequenceScorer:
             # the classifier reads the last non-pad token; it must know which id pads
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.num_labels = int(self.model.config.num_labels)
+        self.render = PromptRenderer(self.tokenizer)
 
     @torch.no_grad()
-    def logits(self, prompts: list[str], responses: list[str]) -> torch.Tensor:
+    def logits(self, prompts: Sequence[Prompt], responses: list[str]) -> torch.Tensor:
         """[n, num_labels] logits, in batches of `batch_size`."""
-        eos = self.tokenizer.eos_token or ""
-        texts = [p + r + eos for p, r in zip(prompts, responses, strict=True)]
+        texts = [self.render.conversation(p, r) for p, r in zip(prompts, responses, strict=True)]
         out = [torch.empty(0, self.num_labels)]
         for begin in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(texts[begin : begin + self.batch_size], return_tensors="pt", padding=True)

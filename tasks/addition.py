@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from tasks.base import TaskOptions, task_kind
-from tasks.example import Example
+from prompts.example import Example
 
 
 @task_kind

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from judge.rules import numeric
 from tasks.base import TaskOptions, task_kind
-from tasks.example import Example
+from prompts.example import Example
 
 OPERATIONS: dict[str, Callable[[int, int], int]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from tasks.example import Example
+from prompts.example import Example
 
 
 MAX_HELD_OUT = 100_000  # held-out prompts a task may ask for

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.base import WIN_RATE, TaskError, TaskOptions, task_kind
-from tasks.example import Example
+from prompts.example import Example
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 

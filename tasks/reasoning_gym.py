@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from tasks.base import TaskError, TaskOptions, task_kind
-from tasks.example import Example
+from prompts.example import Example
 
 
 @task_kind

@@ -13,7 +13,7 @@ from judge.base import JudgeError
 from judge.code import CodeJudge, extract_code
 from judge.registry import JudgeSpec, make_judge
 from judge.sandbox import SandboxLimits, run_python
-from tasks.example import Example
+from prompts.example import Example
 
 LIMITS = SandboxLimits(wall_seconds=2, cpu_seconds=1, memory_bytes=256 * 2**20, file_bytes=2**16, output_bytes=1024)
 TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"

@@ -5,7 +5,7 @@ from cluster.config import ConfigError, parse_config
 from judge.constitution import ConstitutionalJudge, Principle
 from judge.registry import make_judge
 from judge.rules import ExactAnswerJudge
-from tasks.example import Example
+from prompts.example import Example
 
 P = Example("12+30=", "42")
 CONCISE = Principle("concise", "max_length", 0.5, {"max_chars": 2})

@@ -10,7 +10,7 @@ from judge.verdict import Verdict
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, games_table, pairs_from_games, read_tables, write_table_atomic
 from tasks.addition import AdditionTask
 from tasks.base import metric
-from tasks.example import Example
+from prompts.example import Example
 
 import numpy as np
 

@@ -8,7 +8,7 @@ import ray
 from judge.actor import judge_actor
 from judge.pool import JudgeFailure, JudgePool
 from judge.registry import JudgeSpec
-from tasks.example import Example
+from prompts.example import Example
 
 
 def _pool(spec: JudgeSpec, name: str, **kwargs) -> JudgePool:

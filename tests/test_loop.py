@@ -16,7 +16,7 @@ from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 from tasks.addition import AdditionTask
 from tasks.base import metric
-from tasks.example import Example
+from prompts.example import Example
 
 
 @pytest.fixture(scope="module")

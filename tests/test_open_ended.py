@@ -15,7 +15,7 @@ from conftest import read_metrics, tiny_run
 from judge.registry import make_judge
 from judge.verdict import Verdict
 from tasks.base import WIN_RATE, TaskError
-from tasks.example import Example
+from prompts.example import Example
 
 
 def test_win_rate_counts_ties_half_and_never_asks_about_identical_answers() -> None:

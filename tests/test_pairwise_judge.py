@@ -15,7 +15,7 @@ from league.records import GAME_SCHEMA, read_tables
 from judge.pairwise import DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.registry import JudgeSpec, make_judge
 from learner.tiny_model import build_tiny_model
-from tasks.example import Example
+from prompts.example import Example
 
 P = Example("1+1=", "20")
 
@@ -87,3 +87,13 @@ def test_a_run_judged_by_an_llm(ray_cluster, tmp_path: Path) -> None:
         parse_config({"judge": {"kind": "pairwise_llm"}})
     with pytest.raises(ConfigError, match="scores single answers"):
         parse_config({"judge": {"kind": "pairwise_llm", "llm": str(judge_model)}, "self_play": {"modes": ["adversarial"]}})
+
+
+def test_the_judge_model_reads_each_request_through_its_own_chat_template(smollm2: Path) -> None:
+    generate, seen = scripted({"20": "[[A]]", "2": "[[B]]"})
+    judge = make_judge(JudgeSpec("pairwise_llm", llm="scripted", llm_path=str(smollm2)))  # as the judge actor builds it
+    judge.generate = generate  # scripted instead of the vLLM actor
+    [v] = judge.judge([Example([{"role": "user", "content": "1+1="}], "20")], ["20"], ["2"])
+    assert v.winner == "a"
+    request = DEFAULT_TEMPLATE.format(prompt="1+1=", a="20", b="2")
+    assert seen[0].startswith("<|im_start|>system\n") and f"<|im_start|>user\n{request}<|im_end|>\n<|im_start|>assistant\n" in seen[0]

@@ -16,8 +16,8 @@ from cluster.config import ConfigError, load_recipe, parse_config
 from cluster.run import run_self_play
 from learner.pretrained import PretrainedModelError, gguf_file, resolve_model
 from tasks.base import metric
-from tasks.chat import PromptRenderer
-from tasks.example import Example
+from prompts.chat import PromptRenderer
+from prompts.example import Example
 
 RECIPE = Path(__file__).parent.parent / "cluster" / "recipes" / "smollm2-arithmetic.yaml"
 QUESTIONS = ["What is 12 + 30?", "Name a colour.", "Write one short sentence about the sea."]

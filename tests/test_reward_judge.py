@@ -12,7 +12,7 @@ from judge.constitution import ConstitutionalJudge, Principle
 from judge.registry import JudgeSpec, make_judge
 from judge.reward_model import RewardModelJudge, win_probability
 from judge.rules import ExactAnswerJudge
-from tasks.example import Example
+from prompts.example import Example
 
 PROBLEMS = [Example("1+2=", "30"), Example("4+4=", "80"), Example("9+9=", "81")]
 A = ["30", "8", "81"]
@@ -108,3 +108,26 @@ def test_recipe_checks_reward_model_and_model_principles(tiny_model: Path, tmp_p
         parse_config({"judge": {"constitution": [{"name": "p", "rule": "max_length", "model": str(two), "label": 0}]}})
     with pytest.raises(ConfigError, match="not a Hugging Face checkpoint directory"):
         parse_config({"judge": {"constitution": [{"name": "p", "model": str(tmp_path / "none")}]}})
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_reward_model_with_a_chat_template_reads_the_exchange_through_it(tiny_model: Path, tmp_path: Path) -> None:
+    path = _classifier(tiny_model, tmp_path, 1)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.chat_template = CHATML  # the reward model's own template, whatever the policy's
+    tok.save_pretrained(path)
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "1+2="}]
+    problems = [Example(chat, "30"), Example("4+4=", "80")]
+    rendered = [
+        "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\n1+2=<|im_end|>\n<|im_start|>assistant\n30<|im_end|>\n",
+        "<|im_start|>user\n4+4=<|im_end|>\n<|im_start|>assistant\n8<|im_end|>\n",
+    ]
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    with torch.no_grad():
+        by_hand = [model(**tok(text, return_tensors="pt")).logits[0, 0].item() for text in rendered]
+    assert RewardModelJudge(path).rewards(problems, ["30", "8"]) == pytest.approx(by_hand, abs=1e-4)

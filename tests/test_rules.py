@@ -5,7 +5,7 @@ from cluster.config import ConfigError, parse_config
 from judge.base import JudgeError
 from judge.registry import JudgeSpec, make_judge
 from judge.rules import VERIFIERS, extract_number, normalized_match, numeric, parse_number, regex, verifier
-from tasks.example import Example
+from prompts.example import Example
 
 
 @pytest.mark.parametrize(

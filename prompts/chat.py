@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.example import Example, Prompt
+from prompts.example import Example, Prompt
 
 
 class PromptRenderer:
@@ -38,10 +38,19 @@ class PromptRenderer:
         if not self.chat:
             return self._raw(prompt)
         messages = self.messages(prompt)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if self._strip and text.startswith(self._strip):
-            text = text[len(self._strip):]
-        return text
+        return self._unbos(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+    def conversation(self, prompt: Prompt, answer: str) -> str:
+        """The prompt and an answer as one finished exchange, as a reward model or a classifier
+        reads it (TRL's RewardTrainer renders conversational rows the same way): through the
+        chat template, the answer as the assistant's turn; raw text ends with the EOS token."""
+        if not self.chat:
+            return self._raw(prompt) + answer + (self.tokenizer.eos_token or "")
+        turns = [*self.messages(prompt), {"role": "assistant", "content": answer}]
+        return self._unbos(self.tokenizer.apply_chat_template(turns, tokenize=False))
+
+    def _unbos(self, text: str) -> str:
+        return text[len(self._strip):] if self._strip and text.startswith(self._strip) else text
 
     @property
     def answer_end(self) -> str | None:
