@@ -647,7 +647,7 @@ def _explain(err: ValidationError, source: str) -> str:
         else:
             shown = "" if isinstance(item.get("input"), (dict, BaseModel)) else f" (got {item.get('input')!r})"  # a section: the message says
             key, msg = _narrowed(item["loc"], key, item["msg"].removeprefix("Value error, "))
-            problems.append(f"{key}: {msg}{shown}")
+            problems.append(f"{msg}{shown}" if not loc else f"{key}: {msg}{shown}")  # a rule across sections names its keys
     if len(problems) == 1:
         return f"{source}: {problems[0]}"
     return "\n".join([f"{source}: {len(problems)} problems in the configuration:", *(f"  {p}" for p in problems)])
