@@ -74,8 +74,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from cluster.resume import ResumeError
     from cluster.run import resume_self_play, run_self_play  # Ray and torch load only once the recipe is valid
+    from actors.generator import GeneratorError
     from cluster.stopping import ActorLost, Interrupted, how_to_go_on
+    from judge.base import JudgeError
     from judge.pool import JudgeFailure
+    from learner.pretrained import PretrainedModelError
+    from learner.weight_transfer import WeightTransferError
+    from tasks.base import TaskError
+
+    failures = (ActorLost, JudgeFailure, JudgeError, GeneratorError, WeightTransferError, PretrainedModelError, TaskError)
 
     try:
         if args.resume is not None:
@@ -85,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     except (RunDirError, ResumeError, ConfigError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
-    except (ActorLost, JudgeFailure) as err:
+    except failures as err:  # the run could not go on; what it saved stays
         print(f"selfplay: {err}", file=sys.stderr)
         return 1
     except Interrupted as sig:
@@ -182,23 +189,10 @@ def _import_model(args: argparse.Namespace) -> int:
     return 0
 
 
-class LeagueFileError(ValueError):
-    """A league.json that cannot be read."""
-
-
-def _load_league(path: Path) -> Any:
-    from league.league import League
-
-    try:
-        return League.load(path)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise LeagueFileError(f"{str(path)!r} is not a readable league state ({type(err).__name__}: {err}); "
-                              "resume the run (selfplay run --resume) to rewrite it from state/league.json") from None
-
-
 def _league(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from league.league import League, LeagueFileError
     from league.table import league_table, render
 
     state = args.run_dir / "league.json"
@@ -210,7 +204,7 @@ def _league(args: argparse.Namespace) -> int:
         print(f"selfplay: --output {str(args.output)!r} {why}; give a file path in an existing folder", file=sys.stderr)
         return 2
     try:
-        league = _load_league(state)
+        league = League.read(state)
     except LeagueFileError as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
@@ -243,6 +237,7 @@ def _human_import(args: argparse.Namespace) -> int:
     """Fold rated samples into the league once: every file is read and checked before any is
     written, and a sample already folded in (same export key, same id) is skipped."""
     from league.human_eval import HumanEvalError, key_digest, read_verdicts, verdicts_to_results
+    from league.league import League, LeagueFileError
 
     state = args.run_dir / "league.json"
     key = args.key or args.run_dir / "human_eval_key.jsonl"
@@ -254,7 +249,7 @@ def _human_import(args: argparse.Namespace) -> int:
     try:
         verdicts = read_verdicts(args.verdicts)
         digest = key_digest(key)
-        leagues = [(path, _load_league(path)) for path in (state, saved) if path.is_file()]
+        leagues = [(path, League.read(path)) for path in (state, saved) if path.is_file()]
         updates = []
         for path, league in leagues:
             done = set(league.imported)

@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
-from tasks.base import RecipeSection, kinds
+from cluster.section import RecipeSection
+from tasks.base import kinds
 
 
 class ConfigError(ValueError):

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from cluster import probe
 from cluster.config import RunConfig, parse_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,49 +51,42 @@ def client(address: str | None):
     """A job client for the dashboard at `address` (default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS, then http://127.0.0.1:8265)."""
     use_token_auth()
     where = dashboard_address(address)
-    reachable(where)
-    if where not in _ANNOUNCED:  # another user's cluster may answer on this machine: say whose this is
-        print(f"selfplay: the Ray cluster at {where}", file=sys.stderr)
-        _ANNOUNCED.add(where)
+    if where is not None:
+        reachable(where)
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     try:
-        return JobSubmissionClient(address)
+        jobs = JobSubmissionClient(address)
     except AuthenticationError:
         raise JobError(
             f"the Ray dashboard at {where} wants its token: put the cluster's token in ~/.ray/auth_token, or set "
             "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH); `ray get-auth-token` prints it on the head node"
         ) from None
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise JobError(f"cannot reach the Ray dashboard at {where}: {err}; pass --address http://HEAD:8265") from None
+        raise JobError(f"cannot reach the Ray dashboard at {where or 'this machine'}: {err}; pass --address http://HEAD:8265") from None
+    found = getattr(jobs, "_address", where)  # what Ray resolved the address to
+    if found not in _ANNOUNCED:  # another user's cluster may answer on this machine: say whose this is
+        print(f"selfplay: the Ray cluster at {found}", file=sys.stderr)
+        _ANNOUNCED.add(found)
+    return jobs
 
 
 _ANNOUNCED: set[str] = set()
-PROBE_SECONDS = 5.0
 
 
-def dashboard_address(address: str | None) -> str:
-    return address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265"
+def dashboard_address(address: str | None) -> str | None:
+    """The address asked for, by flag or environment; None leaves it to Ray (the local cluster's dashboard)."""
+    return address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
 
 
 def reachable(where: str) -> None:
-    """Fail within seconds where nothing answers (or a server accepts and never replies),
-    rather than wait on the job client's own long timeouts."""
-    import urllib.error
-    import urllib.request
-
+    """Fail within seconds where nothing answers, rather than wait on the job client's own timeouts."""
     if not where.startswith(("http://", "https://")):
         return
-    try:
-        urllib.request.urlopen(f"{where.rstrip('/')}/api/version", timeout=PROBE_SECONDS).close()
-    except urllib.error.HTTPError:
-        return  # it answered (a 401 without the token, say): the client's own errors say the rest
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise JobError(
-            f"the Ray dashboard at {where} does not answer ({reason}); start the cluster or pass --address http://HEAD:8265"
-        ) from None
+    why = probe.http_get(f"{where.rstrip('/')}/api/version")
+    if why is not None:
+        raise JobError(f"the Ray dashboard at {where} does not answer ({why}); start the cluster or pass --address http://HEAD:8265")
 
 
 def job_recipe(config: RunConfig, job_id: str) -> RunConfig:
@@ -152,7 +146,7 @@ def _own(job_id: str, address: str | None) -> Any:
     """The job's info, refused when this project did not submit it: `selfplay stop` must never stop another user's job."""
     info = _call(lambda c: c.get_job_info(job_id), address, job_id)
     if "selfplay" not in (info.metadata or {}):  # "1" for a run, "scale" for a scaling request
-        raise JobError(f"job {job_id!r} on {dashboard_address(address)} was not submitted by selfplay; use `ray job` for it")
+        raise JobError(f"job {job_id!r} was not submitted by selfplay; use `ray job` for it")
     return info
 
 

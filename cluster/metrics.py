@@ -15,6 +15,9 @@ SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 GAMES_BY_MODE = (("head_to_head", "games"), ("refinement", "refinement_traces"), ("adversarial", "adversarial_prompts"))
 
 
+_COUNTED: dict[str, int] = {}  # per run: the last iteration whose games this process counted
+
+
 class RunMetrics:
     def __init__(self, run: str) -> None:
         self.run = run
@@ -35,12 +38,9 @@ class RunMetrics:
     def record(self, row: dict[str, Any], judge_seconds: list[float]) -> None:
         """One iteration's metrics row, and the judge calls made during it."""
         run = {"run": self.run}
-        for mode, key in GAMES_BY_MODE:
-            if row.get(key):
-                self.games.inc(row[key], {**run, "mode": mode})
-        for agent in (row.get("exploiters") or {}).values():
-            if agent.get("games"):
-                self.games.inc(agent["games"], {**run, "mode": "exploiter"})
+        if row["iteration"] > _COUNTED.get(self.run, 0):  # an iteration replayed after a restart is counted once
+            _COUNTED[self.run] = row["iteration"]
+            self._count_games(row)
         for policy, elo in (row.get("elo_by_policy") or {}).items():
             self.elo.set(elo, {**run, "policy": policy})
         gauges = {"win_rate_vs_previous": self.win_rate, "accuracy": self.accuracy, "games_per_s": self.games_per_s,
@@ -53,3 +53,12 @@ class RunMetrics:
             self.step.observe(row["learner_seconds"], run)
         for seconds in judge_seconds:
             self.judge_latency.observe(seconds, run)
+
+    def _count_games(self, row: dict[str, Any]) -> None:
+        run = {"run": self.run}
+        for mode, key in GAMES_BY_MODE:
+            if row.get(key):
+                self.games.inc(row[key], {**run, "mode": mode})
+        for agent in (row.get("exploiters") or {}).values():
+            if agent.get("games"):
+                self.games.inc(agent["games"], {**run, "mode": "exploiter"})

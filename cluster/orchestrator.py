@@ -544,6 +544,9 @@ class Orchestrator:
         iterations, every = self.config.self_play.iterations, self.config.self_play.save_every
         for it in tqdm(range(done + 1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress,
                        initial=done, total=iterations):
+            if stop is not None and stop.requested and it == done + 1:  # asked during start-up or warm-up
+                stopped = stop.name
+                break
             row = self.iteration(it)
             self.run.append_metrics(row)
             self.metrics.record(row, self.judges.take_call_seconds())

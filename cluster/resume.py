@@ -15,7 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cluster.run_dir import is_run, write_text_atomic
 
@@ -39,9 +39,9 @@ class ResumePoint:
 
     @classmethod
     def read(cls, root: Path) -> "ResumePoint":
-        _recover(root)
-        if not is_run(root) and not (root / "state" / "driver.json").is_file():
+        if not (is_run(root) or (root / "state" / "driver.json").is_file() or any(root.glob(".state.old-*"))):
             raise ResumeError(f"{str(root)!r} holds no selfplay run to resume")
+        _recover(root)
         driver = root / "state" / "driver.json"
         if not driver.is_file():
             raise ResumeError(
@@ -52,13 +52,16 @@ class ResumePoint:
         missing = [k for k in DRIVER_KEYS if k not in d] if isinstance(d, dict) else list(DRIVER_KEYS)
         if missing:
             raise ResumeError(f"{str(driver)!r} lacks {', '.join(missing)}; {DAMAGED}")
+        if not all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in ("iteration", "version")):
+            raise ResumeError(f"{str(driver)!r} has no whole-number iteration and version; {DAMAGED}")
         return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner")
 
-    def check(self, root: Path) -> None:
-        """Everything a resume reads, there and readable, before anything in the run changes."""
+    def check(self, root: Path, exploiters: Sequence[str] = ()) -> None:
+        """Everything a resume reads, there and readable, before anything in the run changes:
+        the league, the driver's learner and each of the recipe's `exploiters`', the metrics."""
         state = root / "state"
         _json(state / "league.json")
-        learners = [self.learner, *sorted(p for p in (state / "agents").glob("*") if p.is_dir())]
+        learners = [self.learner, *(state / "agents" / name for name in exploiters)]
         for learner in learners:
             for name in LEARNER_FILES:
                 if not (learner / name).is_file():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -10,7 +9,7 @@ from typing import Any, Iterator
 import ray
 from ray.exceptions import RayActorError
 
-from cluster import reaper
+from cluster import probe, reaper
 from cluster.config import ConfigError, RunConfig, with_run_dir
 from cluster.jobs import RECIPE_ENV
 from cluster.orchestrator import Orchestrator
@@ -21,7 +20,6 @@ from judge.pool import JudgeFailure
 
 # Quiet the engines and tokenizers in every Ray worker of a local cluster.
 WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "1"}
-PROBE_SECONDS = 5.0
 
 
 def run_self_play(config: RunConfig, overwrite: bool = False, show_progress: bool = True) -> dict[str, Any]:
@@ -41,7 +39,7 @@ def resume_self_play(config: RunConfig, show_progress: bool = True) -> dict[str,
     if config.run_dir is None:
         raise ResumeError("the recipe names no run_dir to resume")
     point = ResumePoint.read(config.run_dir.resolve())
-    point.check(config.run_dir.resolve())
+    point.check(config.run_dir.resolve(), exploiters(config))
     if config.self_play.iterations <= point.iteration:
         raise ResumeError(
             f"{str(config.run_dir)!r} is already past iteration {point.iteration}; to go on, ask for more "
@@ -71,19 +69,20 @@ def _play(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoin
     state, up to MAX_RESTARTS times (see cluster/stopping.py)."""
     stop, restarts = StopRequest(), 0
     with stop.installed():
-        while True:
-            try:
-                return _play_once(config, run, show_progress, point, stop, restarts)
-            except Interrupted as sig:
-                sig.run_dir = run.root
-                raise
-            except JudgeFailure as err:
-                raise JudgeFailure(f"{err}; {how_to_go_on(run.root)}") from None
-            except RayActorError as err:
-                point = _restart_point(run, err, restarts)
-                restarts += 1
-                print(f"selfplay: the {dead_actor(err)} actor died; the run goes on from its state after iteration "
-                      f"{point.iteration} (restart {restarts} of at most {MAX_RESTARTS})", file=sys.stderr, flush=True)
+        try:
+            while True:
+                try:
+                    return _play_once(config, run, show_progress, point, stop, restarts)
+                except JudgeFailure as err:
+                    raise JudgeFailure(f"{err}; {how_to_go_on(run.root)}") from None
+                except RayActorError as err:
+                    point = _restart_point(config, run, err, restarts)
+                    restarts += 1
+                    print(f"selfplay: {dead_actor(err)} died; the run goes on from its state after iteration "
+                          f"{point.iteration} (restart {restarts} of at most {MAX_RESTARTS})", file=sys.stderr, flush=True)
+        except Interrupted as sig:
+            sig.run_dir = run.root
+            raise
 
 
 def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoint | None, stop: StopRequest,
@@ -103,7 +102,7 @@ def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: Resum
         return orchestrator.run_loop(resumed, stop)
     except RayActorError as err:
         if not started:
-            raise ActorLost(f"the {dead_actor(err)} actor could not start: {last_error_line(err)}") from None
+            raise ActorLost(f"{dead_actor(err)} could not start: {last_error_line(err)}") from None
         raise
     finally:
         if orchestrator is not None:
@@ -112,17 +111,22 @@ def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: Resum
             run.restore_old()
 
 
-def _restart_point(run: RunDir, err: RayActorError, restarts: int) -> ResumePoint:
+def exploiters(config: RunConfig) -> list[str]:
+    """The league roles' exploiters whose learner states a resume takes up."""
+    return list(config.league.roles.exploiters()) if config.league.matchmaking == "alphastar" else []
+
+
+def _restart_point(config: RunConfig, run: RunDir, err: RayActorError, restarts: int) -> ResumePoint:
     """Where the run goes on after `err`, or ActorLost saying how to go on by hand."""
     actor = dead_actor(err)
     if restarts >= MAX_RESTARTS:
-        raise ActorLost(f"the {actor} actor died again after {restarts} restarts; find why in its log, then go on "
+        raise ActorLost(f"{actor} died again after {restarts} restarts; find why in its log, then go on "
                         f"with: selfplay run --resume {run.root}") from None
     try:
         point = ResumePoint.read(run.root)
-        point.check(run.root)
+        point.check(run.root, exploiters(config))
     except ResumeError:
-        raise ActorLost(f"the {actor} actor died before the run saved a state to go on from; start the run "
+        raise ActorLost(f"{actor} died before the run saved a state to go on from; start the run "
                         "again (with --overwrite)") from None
     return point
 
@@ -144,27 +148,27 @@ def check_resources(config: RunConfig) -> None:
 
 def check_address(address: str) -> None:
     """Fail within seconds on an address where nothing answers, rather than hang in ray.init."""
-    if address == "auto" or "://" in address and not address.startswith("ray://"):
+    if address == "auto" or ("://" in address and not address.startswith("ray://")):
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return
-    try:
-        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
-    except OSError as err:
+    why = probe.tcp(host.strip("[]"), int(port))
+    if why is not None:
         raise ConfigError(
-            f"cluster.address {address!r}: nothing answers there ({err.strerror or err}); start the cluster "
-            "(ray start --head) or fix the address, or leave cluster.address out to run on this machine"
-        ) from None
+            f"cluster.address {address!r}: nothing answers there ({why}); start the cluster (ray start --head) or fix "
+            "the address, or leave cluster.address out to run on this machine"
+        )
 
 
 def connect(config: RunConfig) -> bool:
     """Join the configured cluster, or start a local one; True when this call started it."""
-    if ray.is_initialized():
-        return False
     c = config.cluster
     if c.address:
         check_address(c.address)
+    if ray.is_initialized():
+        return False
+    if c.address:
         # A submitted job's driver already runs in the job's runtime env (working dir, env vars), which its actors inherit.
         in_job = RECIPE_ENV in os.environ
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)

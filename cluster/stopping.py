@@ -11,9 +11,9 @@ from the last saved `state/`, the directory rewound to it, the lost iterations r
 """
 from __future__ import annotations
 
+import os
 import re
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Iterator
 
 MAX_RESTARTS = 3  # restarts of the run's actors in one command before it gives up
-ROLES = {"LeagueService": "league", "Learner": "learner", "JudgeHost": "judge", "ControlService": "control"}
+ROLES = {"LeagueService": "league", "Learner": "learner", "JudgeHost": "judge", "RunControl": "control", "Generator": "generator"}
 
 
 class Interrupted(BaseException):
@@ -81,14 +81,15 @@ class StopRequest:
         if self.signum is not None:
             raise Interrupted(signum)
         self.signum = signum
-        print(f"\nselfplay: {signal.Signals(signum).name}: stopping once this iteration ends and its state is saved "
-              "(again to stop at once)", file=sys.stderr, flush=True)
+        note = (f"\nselfplay: {signal.Signals(signum).name}: stopping once this iteration ends and its state is saved "
+                "(again to stop at once)\n")
+        os.write(2, note.encode())  # not print: the handler may interrupt a write to stderr (a progress bar's)
 
 
 def dead_actor(err: BaseException) -> str:
     """Which of the run's actors an ActorDiedError is about, in the recipe's words."""
     found = re.search(r"class_name: (\w+)", str(err))
-    return ROLES.get(found.group(1), found.group(1)) if found else "an"
+    return f"the {ROLES.get(found.group(1), found.group(1))} actor" if found else "an actor"
 
 
 def last_error_line(err: BaseException) -> str:

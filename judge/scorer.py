@@ -3,8 +3,9 @@
 Reward models (TRL's `RewardTrainer` writes `AutoModelForSequenceClassification` checkpoints
 with one label) and principle classifiers share this. Each reads the exchange through its own
 tokenizer's chat template (the prompt as the user's turn, the response as the assistant's),
-or as `prompt + response + EOS` when it has none, as the reward trainer rendered it, so a
-model scores what it was trained on whatever template the policy uses.
+or as `prompt + response + EOS` when it has none or was trained on plain text (TEXT_FORMAT),
+as the reward trainer rendered it, so a model scores what it was trained on whatever template
+the policy uses.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from prompts.chat import PromptRenderer
+from prompts.chat import TEXT_FORMAT, PromptRenderer
 from prompts.example import Prompt
 
 
@@ -43,7 +44,7 @@ class SequenceScorer:
             # the classifier reads the last non-pad token; it must know which id pads
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.num_labels = int(self.model.config.num_labels)
-        self.render = PromptRenderer(self.tokenizer)
+        self.render = PromptRenderer(self.tokenizer, "none" if (path / TEXT_FORMAT).is_file() else "auto")
 
     @torch.no_grad()
     def logits(self, prompts: Sequence[Prompt], responses: list[str]) -> torch.Tensor:

@@ -281,6 +281,19 @@ class League:
     def load(cls, path: Path) -> "League":
         return cls.from_state(json.loads(path.read_text()))
 
+    @classmethod
+    def read(cls, path: Path) -> "League":
+        """`load` for a file a user hands over: a damaged one is a LeagueFileError saying what to do."""
+        try:
+            return cls.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise LeagueFileError(f"{str(path)!r} is not a readable league state ({type(err).__name__}: {err}); "
+                                  "resume the run (selfplay run --resume) to rewrite it from state/league.json") from None
+
+
+class LeagueFileError(ValueError):
+    """A league.json that cannot be read."""
+
 
 def _tally(table: dict[str, dict[str, list[float]]], a: str, b: str, score: float) -> None:
     cell = table.setdefault(a, {}).setdefault(b, [0.0, 0.0])

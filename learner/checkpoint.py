@@ -25,6 +25,9 @@ def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
+MAX_HEADER = 100_000_000  # bytes: the safetensors format's own bound on a header
+
+
 class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message names the file."""
 
@@ -47,15 +50,15 @@ def read_checkpoint_config(path: Path) -> dict:
 
 def _check_safetensors(path: Path) -> None:
     """The file's header parses and its tensors end within the file (a truncated copy does not)."""
-    size = path.stat().st_size
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
-            if n > size - 8:
+            if n > min(size - 8, MAX_HEADER):
                 raise ValueError("the header runs past the end of the file")
             header = json.loads(f.read(n))
         end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as err:
+    except (OSError, struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
         raise CheckpointError(f"{str(path)!r} is not a whole safetensors file ({err}); copy or save it again") from None
     if 8 + n + end > size:
         raise CheckpointError(

@@ -7,6 +7,7 @@ are for. Each writes a Hugging Face checkpoint that loads unchanged in transform
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ import pyarrow as pa
 import torch
 
 from learner.checkpoint import replace_dir_atomically
+from prompts.chat import TEXT_FORMAT
 
 COMPLETION_COLUMNS = ("prompt", "completion")
 
@@ -112,7 +114,11 @@ def train_reward_model(
     stats = {"loss": float(result.training_loss), "steps": float(result.global_step)}
     if evaluation is not None:
         stats["eval_accuracy"] = float(trainer.evaluate()["eval_accuracy"])
-    replace_dir_atomically(out_dir, trainer.save_model)
+    def save(tmp: Path) -> None:
+        trainer.save_model(str(tmp))
+        (tmp / TEXT_FORMAT).write_text(json.dumps({"rows": "prompt + response + EOS", "trained_by": "selfplay"}))
+
+    replace_dir_atomically(out_dir, save)
     shutil.rmtree(work, ignore_errors=True)
     stats["seconds"] = time.perf_counter() - start
     return stats

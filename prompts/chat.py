@@ -10,6 +10,10 @@ from typing import Any
 
 from prompts.example import Example, Prompt
 
+# Written beside a reward model trained on plain-text rows (the staged pipeline's): it reads
+# `prompt + response + EOS` even where its tokenizer has a chat template.
+TEXT_FORMAT = "selfplay-text-format.json"
+
 
 class PromptRenderer:
     """`template`: `auto` (the tokenizer's chat template when it has one, else raw text),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
+
+from cluster.section import RecipeSection
 
 from prompts.example import Example
 
@@ -24,30 +26,6 @@ WIN_RATE = "win_rate_vs_v0"  # the metric of an open-ended task: see `Task.open_
 
 class TaskError(ValueError):
     """A task that cannot be built or asked for what it lacks (no references for SFT, a bad data file)."""
-
-
-class RecipeSection(BaseModel):
-    """A section of a recipe: unknown keys refused, frozen once read, and no `true` where a
-    number is wanted (pydantic would read it as 1; a recipe that says `iterations: true`
-    means something else)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and _wants_number(field.annotation):
-                    raise ValueError(f"{name}: a number is wanted, not {str(value).lower()}")
-        return data
-
-
-def _wants_number(annotation: Any) -> bool:
-    """int or float, optionally None, and nothing else (not bool, not a union with str)."""
-    kinds = set(get_args(annotation)) - {type(None)} if get_args(annotation) else {annotation}
-    return bool(kinds) and kinds <= {int, float}
 
 
 class TaskOptions(RecipeSection):

@@ -12,6 +12,8 @@ from judge.constitution import ConstitutionalJudge, Principle
 from judge.registry import JudgeSpec, make_judge
 from judge.reward_model import RewardModelJudge, win_probability
 from judge.rules import ExactAnswerJudge
+from judge.scorer import load_scorer
+from prompts.chat import TEXT_FORMAT
 from prompts.example import Example
 
 PROBLEMS = [Example("1+2=", "30"), Example("4+4=", "80"), Example("9+9=", "81")]
@@ -131,3 +133,9 @@ def test_a_reward_model_with_a_chat_template_reads_the_exchange_through_it(tiny_
     with torch.no_grad():
         by_hand = [model(**tok(text, return_tensors="pt")).logits[0, 0].item() for text in rendered]
     assert RewardModelJudge(path).rewards(problems, ["30", "8"]) == pytest.approx(by_hand, abs=1e-4)
+    # one trained on plain-text rows (the staged pipeline's, marked beside it) reads them as it was trained
+    (path / TEXT_FORMAT).write_text("{}")
+    load_scorer.cache_clear()
+    with torch.no_grad():
+        plain = [model(**tok(text, return_tensors="pt")).logits[0, 0].item() for text in ("be brief\n\n1+2=30" + tok.eos_token, "4+4=8" + tok.eos_token)]
+    assert RewardModelJudge(path).rewards(problems, ["30", "8"]) == pytest.approx(plain, abs=1e-4)

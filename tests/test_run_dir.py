@@ -91,3 +91,27 @@ def test_a_new_run_that_fails_to_start_puts_the_old_one_back(ray_cluster, tiny_m
         run_self_play(config, overwrite=True, show_progress=False)
     assert tree_digest(old) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
+
+
+def test_a_run_driven_now_by_another_process_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    live = finished_run(tmp_path / "run")
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (live / MARKER).write_text(json.dumps({"pid": driver.pid, "host": socket.gethostname()}))
+        before = tree_digest(live)
+        err = refused(["run", "--run-dir", str(live), "--overwrite", "--iterations", "1"], capsys)
+        assert f"being written by a running selfplay (process {driver.pid})" in err
+        assert tree_digest(live) == before
+    finally:
+        driver.kill()
+        driver.wait()
+
+
+def test_an_interrupted_overwrite_says_where_the_old_run_is(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    aside = finished_run(tmp_path / ".run.replaced-4242")  # the old run, moved aside by a killed --overwrite
+    err = refused(["run", "--run-dir", str(tmp_path / "run"), "--iterations", "1"], capsys)
+    assert "was interrupted" in err and str(aside) in err
