@@ -1,19 +1,29 @@
-"""The code-execution judge: a response passes when its code passes the problem's unit tests.
+"""The code-execution judge: a response passes when its code passes the problem's tests.
 
-The example's `tests` hold them (plain `assert`s: a test fails by raising);
-the response's code is the last fenced ```python block (closed, or open to the end), or the
-whole response when it has none. The example's `fields["setup"]` (imports the prompt assumes, as HumanEval's do), the
-code, then the tests, run in one namespace in the sandbox (judge/sandbox.py); it
-passes only when both run to the end, whatever exit status the code picks. So a
-response that loops, forks, hogs memory or reaches outside is a recorded loss, never a stop.
+The example's `tests` hold them, in one of two forms:
+
+- test code (plain `assert`s, as HumanEval's `check(candidate)`): a test fails by raising. It
+  runs in the sandbox's harness, apart from the program, after the example's `fields["setup"]`
+  (the prompt's imports and helpers, trusted); the program (setup, then the response's code)
+  hands over only plain data, so an object that claims equality with everything loses;
+- stdin/stdout cases: a JSON list of {"input": ..., "output": ...} objects (LiveCodeBench,
+  Codeforces). Each case runs the program afresh with the input on stdin; its stdout must equal
+  the output, trailing whitespace of each line and trailing blank lines aside.
+
+The response's code is the last fenced ```python block (closed, or open to the end), or the
+whole response when it has none. It passes only when every test ran and held, whatever exit
+status the code picks, so a response that loops, forks, hogs memory, reads or reaches outside,
+or games the comparison is a recorded loss, never a stop.
 """
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from judge.base import Judge, JudgeError
-from judge.sandbox import SandboxLimits, SandboxResult, run_python
+from judge.sandbox import IOCase, SandboxLimits, SandboxResult, run_python
 from judge.verdict import Verdict, verdict_from_scores
 from prompts.example import Example
 
@@ -51,10 +61,10 @@ class CodeJudge(Judge):
         return cls(limits, workers)
 
     def run(self, problems: list[Example], responses: list[str]) -> list[SandboxResult]:
-        """Each response's code followed by its problem's tests, a few programs at a time."""
-        pairs = [(_program(p, r), _tests(p)) for p, r in zip(problems, responses, strict=True)]
+        """Each response's code judged by its problem's tests, a few programs at a time."""
+        jobs = [_job(p, r) for p, r in zip(problems, responses, strict=True)]
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda pair: run_python(pair[0], self.limits, tests=pair[1]), pairs))
+            return list(pool.map(lambda job: run_python(limits=self.limits, **job), jobs))
 
     def score(self, problem: Example, response: str) -> float:
         return self.score_all([problem], [response])[0]
@@ -73,13 +83,41 @@ class CodeJudge(Judge):
         ]
 
 
-def _program(example: Example, response: str) -> str:
-    setup = example.fields.get("setup")
-    return f"{setup}\n{extract_code(response)}" if setup else extract_code(response)
+def io_cases(tests: str, where: str = "tests") -> list[IOCase] | None:
+    """The stdin/stdout cases when `tests` is a JSON list of {"input", "output"} objects; None
+    when it is test code. A malformed or empty list is an error, not code that tests nothing."""
+    text = tests.strip()
+    if not text.startswith("["):
+        return None
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return None  # Python that happens to start with a list
+    if not isinstance(items, list):
+        return None
+    if not items:
+        raise JudgeError(f"{where}: an empty list of stdin/stdout cases would let every program pass")
+    return [_case(item, number, where) for number, item in enumerate(items, start=1)]
+
+
+def _case(item: Any, number: int, where: str) -> IOCase:
+    if not (isinstance(item, dict) and isinstance(item.get("input"), str) and isinstance(item.get("output"), str)):
+        raise JudgeError(f'{where}: case {number} must be an object with text "input" and "output", not {str(item)[:100]}')
+    return IOCase(item["input"], item["output"])
+
+
+def _job(example: Example, response: str) -> dict[str, Any]:
+    """run_python's arguments for one response: the program (setup first), and the tests with
+    the setup, or the stdin/stdout cases."""
+    setup = example.fields.get("setup") or ""
+    program = f"{setup}\n{extract_code(response)}" if setup else extract_code(response)
+    tests = _tests(example)
+    cases = io_cases(tests, f"tests of example {example.id!r}")
+    return {"source": program, "cases": cases} if cases is not None else {"source": program, "tests": tests, "setup": setup}
 
 
 def _tests(example: Example) -> str:
-    """The example's unit tests; an example without them would let every program pass."""
+    """The example's tests; an example without them would let every program pass."""
     if not example.tests:
         raise JudgeError(f"example {example.id!r} has no tests: the code judge needs a task whose examples carry unit tests")
     return example.tests

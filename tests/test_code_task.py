@@ -42,6 +42,29 @@ def test_a_code_task_needs_tests(tmp_path: Path) -> None:
         parse_config({"task": {"kind": "code", "path": str(path), "columns": {"prompt": "q", "tests": "tests"}}})
 
 
+def test_a_code_data_set_may_give_stdin_stdout_cases(tmp_path: Path) -> None:
+    """Tests as a list of {input, output} cases (a list column, or the same list as JSON text)."""
+    program = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    cases = lambda i: [{"input": f"{i} {j}\n", "output": f"{i + j}\n", "testtype": "stdin"} for j in range(3)]  # noqa: E731
+    rows = [{"q": f"Print the sum of the two numbers on stdin ({i}).", "code": program,
+             "tests": cases(i) if i % 2 else json.dumps(cases(i))} for i in range(8)]
+    path = tmp_path / "stdio.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[::2]))  # a text column here
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text("".join(json.dumps(r) + "\n" for r in rows[1::2]))  # a list column here
+    for data in (path, lists):
+        task = parse_config({"task": {"kind": "code", "path": str(data), "columns": {"prompt": "q", "reference": "code", "tests": "tests"},
+                                      "held_out_every": 2}, "judge": {"kind": "code"}, "sft": {"steps": 0}}).task.build(0)
+        examples = task.pool + task.held_out()
+        assert len(examples) == 4 and all(len(json.loads(e.tests)) == 3 for e in examples)
+        assert task.score_all(examples, [e.reference for e in examples]) == [1.0] * 4
+        assert task.score_all(examples, ["print(1)"] * 4) == [0.0] * 4
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps({"q": "?", "tests": [{"input": "1\n", "expected": "1"}]}) + "\n")
+    with pytest.raises(ConfigError, match="broken.jsonl, row 1, column 'tests': case 1 must be an object with text \"input\" and \"output\""):
+        parse_config({"task": {"kind": "code", "path": str(broken), "columns": {"prompt": "q", "tests": "tests"}}})
+
+
 def test_a_run_on_a_code_data_set_plays_judges_in_the_sandbox_and_reports_pass_at_1(ray_cluster, tmp_path: Path) -> None:
     rows = [{"q": f"{a}+{b}=", "code": f"x={a + b}", "tests": f"assert x == {a + b}"} for a in range(10) for b in range(10)]
     path = tmp_path / "code.jsonl"
