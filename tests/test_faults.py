@@ -52,7 +52,7 @@ def kill(run_dir: Path, role: str, generation: int) -> None:
     ray.kill(ray.get_actor(f"selfplay-{run_dir.name}-{digest}{restarted}-{role}"))
 
 
-def test_a_killed_league_and_learner_are_survived(ray_cluster, tmp_path: Path) -> None:
+def test_killed_league_judge_generator_and_learner_are_survived(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     config = parse_config(tiny_run(run_dir, self_play={"iterations": 4, "games_per_iteration": GAMES}))
     out: dict = {}
@@ -60,8 +60,11 @@ def test_a_killed_league_and_learner_are_survived(ray_cluster, tmp_path: Path) -
     worker.start()
     wait_for_iteration(run_dir, 1)
     kill(run_dir, "league", 0)
+    wait_for_iteration(run_dir, 2)
+    kill(run_dir, "judge-0", 1)  # the run's actors after one restart; a judge and a generator are replaced in place
+    kill(run_dir, "generator-current-0", 1)
     wait_for_iteration(run_dir, 3)
-    kill(run_dir, "learner", 1)  # the run's actors after one restart
+    kill(run_dir, "learner", 1)
     worker.join(timeout=600)
     assert out["iterations"] == 4 and out["games"] == 4 * GAMES
     assert_every_game_once(run_dir, 4)
