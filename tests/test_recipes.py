@@ -1,5 +1,6 @@
 """Every shipped recipe parses and validates; the GPU ones once their paths are filled in."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,22 @@ def _filled(node, model: Path, data: Path):
     return node
 
 
+def long_context(model: Path, root: Path) -> Path:
+    """The tiny model standing in for a GPU recipe's: with the real model's 32k positions, so the
+    recipe's own max_model_len is checked against a checkpoint that can take it (rotary: no weight changes)."""
+    stand_in = Path(shutil.copytree(model, root / "stand-in"))
+    config = json.loads((stand_in / "config.json").read_text())
+    (stand_in / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 32768}))
+    return stand_in
+
+
 @pytest.mark.parametrize("recipe", SHIPPED, ids=lambda p: p.name)
 def test_shipped_recipe_validates(recipe: Path, tiny_model: Path, tmp_path: Path) -> None:
     for part, numbers in (("train", range(40)), ("test", range(40, 50))):
         (tmp_path / f"gsm8k-{part}.jsonl").write_text("".join(
             json.dumps({"question": f"Tom has {i} apples and buys 2. How many?", "answer": str(i + 2)}) + "\n" for i in numbers))
     raw = yaml.safe_load(recipe.read_text())
-    config = parse_config(_filled(raw, tiny_model, tmp_path), source=recipe.name)
+    config = parse_config(_filled(raw, long_context(tiny_model, tmp_path), tmp_path), source=recipe.name)
     task = config.task.build(config.seed)
     assert task.held_out() and task.train(2, np.random.default_rng(0))
 
