@@ -62,7 +62,7 @@ def test_killed_league_judge_generator_and_learner_are_survived(ray_cluster, tmp
     kill(run_dir, "league", 0)
     wait_for_iteration(run_dir, 2)
     kill(run_dir, "judge-0", 1)  # the run's actors after one restart; a judge and a generator are replaced in place
-    kill(run_dir, "generator-current-0", 1)
+    kill(run_dir, "generator-current-1", 1)
     wait_for_iteration(run_dir, 3)
     kill(run_dir, "learner", 1)
     worker.join(timeout=600)
