@@ -136,7 +136,7 @@ class GlooTrainerWeightTransferEngine(NCCLTrainerWeightTransferEngine):
     init_info_cls = GlooTrainerInitInfo
 
     @classmethod
-    def trainer_init(cls, init_info: GlooTrainerInitInfo, *, client: Any, source: Any = None) -> "GlooTrainerWeightTransferEngine":
+    def trainer_init(cls, init_info: GlooTrainerInitInfo, *, client: Any, source: Any = None) -> GlooTrainerWeightTransferEngine:
         """As vLLM's, except that a generator failing to join fails the rendezvous at once,
         instead of after the trainer's side has waited out its deadline."""
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait

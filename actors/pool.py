@@ -22,8 +22,9 @@ then joins them with another), so texts go from generators to judges and league 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, RayTaskError
@@ -63,7 +64,7 @@ class Pending:
     """A request under way; `result()` waits for it (retrying shards of dead generators) and
     returns one object reference to the whole answer list."""
 
-    pool: "GeneratorPool"
+    pool: GeneratorPool
     method: str
     items: dict[str, list | None]
     shared: dict[str, Any]

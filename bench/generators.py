@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ray  # noqa: E402
 
 from actors.actor import generator_actor  # noqa: E402
-from bench.timing import best_seconds  # noqa: E402
 from actors.generator import EngineSpec, Generator, Sampling  # noqa: E402
 from actors.pool import GeneratorPool  # noqa: E402
+from bench.timing import best_seconds  # noqa: E402
 from cluster.run import WORKER_ENV  # noqa: E402
 from learner.learner import DPOSettings, Learner  # noqa: E402
 from learner.tiny_model import build_tiny_model  # noqa: E402

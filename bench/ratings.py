@@ -80,7 +80,7 @@ def bench_league(sizes: list[int], games: int = 20_000) -> None:
             opponents = league.matchmake(games, rng)
             results = [GameResult(CURRENT, o, float(rng.random() < 0.5)) for o in opponents]
             _, t_elo = timed(league.record, results)
-            _, t_match = timed(lambda: [league.matchmake(1, rng) for _ in range(games // 10)])
+            _, t_match = timed(lambda lg=league: [lg.matchmake(1, rng) for _ in range(games // 10)])
             rows.append((t_elo / games, t_match / (games // 10)))
         (elo, pfsp), (_, near) = rows
         print(f"  {size:9d} {elo * 1e6:10.2f}us {pfsp * 1e6:15.1f}us {near * 1e6:10.1f}us")

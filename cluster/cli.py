@@ -72,9 +72,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
 
+    from actors.generator import GeneratorError
     from cluster.resume import ResumeError
     from cluster.run import resume_self_play, run_self_play  # Ray and torch load only once the recipe is valid
-    from actors.generator import GeneratorError
     from cluster.stopping import ActorLost, Interrupted, how_to_go_on
     from judge.base import JudgeError
     from judge.pool import JudgeFailure

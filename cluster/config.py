@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
 
-from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
 from cluster.section import RecipeSection
+from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
 from tasks.base import kinds
 
 
@@ -36,7 +36,7 @@ def _task_kind(value: Any) -> str:
 # Every task kind in tasks/ (each file registers its options model); `task.kind` picks one.
 TASK_KINDS = kinds()
 TaskConfig = Annotated[
-    Union[tuple(Annotated[options, Tag(name)] for name, options in TASK_KINDS.items())],  # type: ignore[misc]
+    Union[tuple(Annotated[options, Tag(name)] for name, options in TASK_KINDS.items())],  # type: ignore[misc]  # noqa: UP007 (a union built at run time)
     Discriminator(_task_kind, custom_error_type="task_kind",
                   custom_error_message=f"unknown task kind; known kinds: {', '.join(sorted(TASK_KINDS))}"),
 ]
@@ -55,7 +55,7 @@ class TinyModelConfig(_Section):
     intermediate_size: int = Field(512, ge=16)
 
     @model_validator(mode="after")
-    def _head_size_is_servable(self) -> "TinyModelConfig":
+    def _head_size_is_servable(self) -> TinyModelConfig:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
         head = self.hidden_size // self.num_heads
@@ -82,7 +82,7 @@ class ModelConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _path_exists(self) -> "ModelConfig":
+    def _path_exists(self) -> ModelConfig:
         from learner.checkpoint import read_checkpoint_config
         from learner.pretrained import BUILTIN_MODELS, is_builtin
 
@@ -195,7 +195,7 @@ class PrincipleConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _rule_exists(self) -> "PrincipleConfig":
+    def _rule_exists(self) -> PrincipleConfig:
         from judge.constitution import check_principle
 
         check_principle(self.name, self.rule, self.options, self.model, self.label)
@@ -234,7 +234,7 @@ class JudgeConfig(_Section):
     constitution: list[PrincipleConfig] = Field(default_factory=list, description="principles added to the base score")
 
     @model_validator(mode="after")
-    def _reward_model_given(self) -> "JudgeConfig":
+    def _reward_model_given(self) -> JudgeConfig:
         from judge.base import JudgeError
         from judge.code import CodeJudge
         from judge.registry import CODE, MODEL_KINDS, TASK, kinds
@@ -294,7 +294,7 @@ class RolesConfig(_Section):
     games_per_iteration: int | None = Field(None, ge=1, description="each exploiter's games per iteration; default self_play's")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "RolesConfig":
+    def _ordered(self) -> RolesConfig:
         if self.max_iterations < self.min_iterations:
             raise ValueError(f"max_iterations ({self.max_iterations}) is below min_iterations ({self.min_iterations})")
         return self
@@ -352,7 +352,7 @@ class DataConfig(_Section):
     preference_ratio: float = Field(0.5, ge=0, description="external pairs per self-play pair")
 
     @model_validator(mode="after")
-    def _file_exists(self) -> "DataConfig":
+    def _file_exists(self) -> DataConfig:
         if self.preferences is None:
             return self
         if not self.preferences.is_file():
@@ -386,7 +386,7 @@ class RefinementConfig(_Section):
     refine_template: str = "{prompt}{response}?{critique}:{prompt}"
 
     @model_validator(mode="after")
-    def _templates_fill(self) -> "RefinementConfig":
+    def _templates_fill(self) -> RefinementConfig:
         for name, template, fields in (
             ("critique_template", self.critique_template, {"prompt": "", "response": ""}),
             ("refine_template", self.refine_template, {"prompt": "", "response": "", "critique": ""}),
@@ -407,7 +407,7 @@ class SkillConfig(_Section):
     prompts: int = Field(128, ge=1)
 
     @model_validator(mode="after")
-    def _distinct(self) -> "SkillConfig":
+    def _distinct(self) -> SkillConfig:
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels {self.levels} repeat a tag; each level needs its own token")
         return self
@@ -437,7 +437,7 @@ class RetentionConfig(_Section):
     metric: str = Field("exact_answer", description="the verifier scoring a file's answers (numeric, math, ...)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "RetentionConfig":
+    def _one_source(self) -> RetentionConfig:
         from judge.rules import check_verifier
 
         if (self.digits is None) == (self.path is None):
@@ -474,7 +474,7 @@ class AutoscaleConfig(_Section):
     prompts_per_generator: int = Field(2048, ge=1, description="prompts per iteration one generator is meant to take")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "AutoscaleConfig":
+    def _ordered(self) -> AutoscaleConfig:
         if self.max_generators < self.min_generators:
             raise ValueError(f"max_generators ({self.max_generators}) is below min_generators ({self.min_generators})")
         return self
@@ -518,7 +518,7 @@ class RunConfig(_Section):
         return data
 
     @model_validator(mode="after")
-    def _retention_is_held_out(self) -> "RunConfig":
+    def _retention_is_held_out(self) -> RunConfig:
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):
             raise ValueError(f"eval.retention names {names} repeat; each retention task needs its own name")

@@ -13,12 +13,11 @@ so that on a cluster with an autoscaler nodes are added before the generators ar
 """
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import re
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 NAMESPACE = "selfplay"
 

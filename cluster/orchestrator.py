@@ -9,9 +9,9 @@ answers they build the next prompts from).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,15 @@ from judge.registry import JudgeSpec
 from judge.verdict import truncation_loses
 from league.actor import league_actor
 from league.league import CURRENT, LeagueSettings, snapshot_name
-from league.roles import RoleRules
 from league.ratings import wilson_interval
+from league.roles import RoleRules
 from learner.actor import learner_actor
 from learner.checkpoint import replace_dir_atomically
 from learner.learner import DPOSettings
 from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import TINY_CONTEXT, build_tiny_model
-from tasks.base import metric
 from prompts.chat import PromptRenderer
+from tasks.base import metric
 
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
@@ -122,7 +122,8 @@ class Orchestrator:
         self.max_model_len = context_length(cfg.model, policy)
         check_kv_cache(cfg, policy, self.max_model_len)
         settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
-        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus))
+        gpus = cfg.cluster.num_learner_gpus
+        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus))
         league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
         self.start_judge(cfg.judge)

@@ -29,8 +29,8 @@ from cluster.run import check_resources, connect
 from cluster.run_dir import RunDir, write_text_atomic
 from learner.mixing import as_preferences, as_text_columns
 from learner.trl_stages import COMPLETION_COLUMNS, StageSettings, train_reward_model, train_sft
-from tasks.addition import AdditionTask, wrong_answer
 from prompts.chat import PromptRenderer
+from tasks.addition import AdditionTask, wrong_answer
 
 METHODS = ("dpo",)
 Rows = "pa.Table | list[dict] | str | Path"
@@ -70,7 +70,7 @@ class RLHFPipeline:
         self._last_pairs: pa.Table | None = None
         self._last_fields: dict[str, Any] = {}
 
-    def __enter__(self) -> "RLHFPipeline":
+    def __enter__(self) -> RLHFPipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from cluster.run_dir import is_run, write_text_atomic
 
@@ -38,7 +39,7 @@ class ResumePoint:
     learner: Path  # the learner's state; its `policy/` is a Hugging Face checkpoint
 
     @classmethod
-    def read(cls, root: Path) -> "ResumePoint":
+    def read(cls, root: Path) -> ResumePoint:
         if not (is_run(root) or (root / "state" / "driver.json").is_file() or any(root.glob(".state.old-*"))):
             raise ResumeError(f"{str(root)!r} holds no selfplay run to resume")
         _recover(root)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from cluster.config import RunConfig
-from learner.mixing import load_text_columns
-from tasks.addition import AdditionTask
 from judge.rules import RuleJudge
-from tasks.base import Scorer, Task
+from learner.mixing import load_text_columns
 from prompts.example import Example
+from tasks.addition import AdditionTask
+from tasks.base import Scorer, Task
 
 
 def retention_tasks(config: RunConfig) -> dict[str, AdditionTask]:

@@ -38,7 +38,7 @@ class RunDir:
     replaced: Path | None = None  # the previous run, moved aside by --overwrite until the new one has started
 
     @classmethod
-    def create(cls, config: RunConfig, overwrite: bool = False) -> "RunDir":
+    def create(cls, config: RunConfig, overwrite: bool = False) -> RunDir:
         """Make the directory, mark it and write the resolved config; refuses to mix two runs in
         one directory and never touches a directory that holds no run."""
         root = cls.check(config, overwrite)
@@ -81,7 +81,7 @@ class RunDir:
         return root
 
     @classmethod
-    def reopen(cls, config: RunConfig) -> "RunDir":
+    def reopen(cls, config: RunConfig) -> RunDir:
         """An existing run's directory, to resume it; its config.yaml is rewritten with `config`."""
         root = config.run_dir.resolve() if config.run_dir is not None else None
         if root is None or not (is_run(root) or (root / "state" / "driver.json").is_file()):

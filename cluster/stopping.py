@@ -15,10 +15,10 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Iterator
 
 MAX_RESTARTS = 3  # restarts of the run's actors in one command before it gives up
 ROLES = {"LeagueService": "league", "Learner": "learner", "JudgeHost": "judge", "RunControl": "control", "Generator": "generator"}
@@ -64,7 +64,7 @@ class StopRequest:
         return signal.Signals(self.signum).name if self.signum else ""
 
     @contextmanager
-    def installed(self) -> Iterator["StopRequest"]:
+    def installed(self) -> Iterator[StopRequest]:
         """Handle SIGINT and SIGTERM while the run plays (only the main thread may; a run
         started from another thread keeps Python's handlers)."""
         if threading.current_thread() is not threading.main_thread():

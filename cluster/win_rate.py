@@ -8,8 +8,9 @@ directory, so every iteration (and a resumed run) is compared against the same a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from cluster.run_dir import write_text_atomic
 from league.ratings import wilson_interval

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from judge.verdict import Verdict
 from prompts.example import Example
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 

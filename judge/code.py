@@ -39,7 +39,8 @@ def extract_code(response: str) -> str:
 class CodeJudge(Judge):
     name = "code"
 
-    def __init__(self, limits: SandboxLimits = SandboxLimits(), workers: int = 4) -> None:
+    def __init__(self, limits: SandboxLimits | None = None, workers: int = 4) -> None:
+        limits = limits or SandboxLimits()
         if workers < 1:
             raise JudgeError(f"workers must be at least 1, got {workers}")
         for field, value in vars(limits).items():
@@ -49,7 +50,7 @@ class CodeJudge(Judge):
         self.workers = workers
 
     @classmethod
-    def from_options(cls, options: dict) -> "CodeJudge":
+    def from_options(cls, options: dict) -> CodeJudge:
         """From a recipe's `judge.options`: any SandboxLimits field, and `workers`."""
         options = dict(options)
         workers = options.pop("workers", 4)

@@ -9,9 +9,10 @@ per-principle adherence of both sides.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores
@@ -66,7 +67,8 @@ class Principle:
         if self.model is not None:
             values = model_adherence(self.model, self.label, [p.prompt for p in problems], responses)
         else:
-            values = [RULES[self.rule](p, r, **self.options) for p, r in zip(problems, responses, strict=True)]
+            check = RULES[self.rule or ""]  # a principle without a model has a rule (checked when the recipe is read)
+            values = [check(p, r, **self.options) for p, r in zip(problems, responses, strict=True)]
         for value in values:
             if not 0.0 <= value <= 1.0:
                 source = f"rule {self.rule!r}" if self.model is None else f"model {self.model!r}"

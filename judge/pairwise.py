@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Callable
+from collections.abc import Callable
 
 from judge.base import Judge, JudgeError
 from judge.verdict import Verdict, verdict_from_scores

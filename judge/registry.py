@@ -1,8 +1,9 @@
 """Judges by the name a recipe gives them."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from judge.base import Judge, JudgeError
 from judge.code import CodeJudge

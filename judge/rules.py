@@ -10,8 +10,9 @@ import math
 import re
 import string
 import threading
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from judge.base import Judge, JudgeError, registrar
 from judge.verdict import Verdict, verdict_from_scores

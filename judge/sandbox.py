@@ -55,9 +55,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
 UNAVAILABLE = 97  # the launcher's exit status when it cannot contain the program

@@ -616,7 +616,7 @@ class Channel:
             new = None if new is None else self.value({"value": new})
             if type(arg) is list and type(new) is list:
                 arg[:] = new
-            elif type(arg) in (dict, set) and type(new) is type(arg):
+            elif new is not None and type(arg) in (dict, set) and type(new) is type(arg):
                 arg.clear()
                 arg.update(new)
 
@@ -644,7 +644,7 @@ class Remote:
     def __repr__(self) -> str:
         return f"<the program's {self.kind}>"
 
-    @property
+    @property  # type: ignore[misc]  # read-only on purpose: the handle's class is never the program's
     def __class__(self):  # isinstance(handle, int) asks for it: a handle is no int, and says so
         self.channel.refuse(self.kind)
 

@@ -1,9 +1,8 @@
 """The league as a Ray actor: hosts `league.service.LeagueService`."""
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import ray
 

@@ -6,6 +6,8 @@ failure set kept on disk for inspection and targeted evaluation.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from league.records import PAIR_SCHEMA
@@ -32,7 +34,8 @@ def filter_failures(
     the first sample, so the result is reproducible. Samples scored NaN (their judge call
     failed) take no part.
     """
-    failures, pairs = [], []
+    failures: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
     for prompt, outs, marks in zip(prompts, responses, scores, strict=True):
         scored = [i for i, m in enumerate(marks) if m == m]  # a sample the judge failed on (NaN) is left out
         if len(scored) < 2:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from league.elo import elo_update
-from league.records import replace_atomically
 from league.matchmaking import Matchmaking, PFSPWeighting, near_skill_probabilities, pfsp_probabilities, sample_opponents
+from league.records import replace_atomically
 from league.roles import Historical, Role, RoleRules, Roster, choose_opponent, ready_to_snapshot, resets_after_snapshot
 
 CURRENT = "current"
@@ -260,7 +261,7 @@ class League:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> "League":
+    def from_state(cls, state: dict) -> League:
         return cls(
             settings=LeagueSettings(**state["settings"]),
             population=[Snapshot(**s) for s in state["population"]],
@@ -278,11 +279,11 @@ class League:
         replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(self.to_state(), indent=1)))
 
     @classmethod
-    def load(cls, path: Path) -> "League":
+    def load(cls, path: Path) -> League:
         return cls.from_state(json.loads(path.read_text()))
 
     @classmethod
-    def read(cls, path: Path) -> "League":
+    def read(cls, path: Path) -> League:
         """`load` for a file a user hands over: a damaged one is a LeagueFileError saying what to do."""
         try:
             return cls.load(path)

@@ -8,7 +8,8 @@ Near-skill sampling weights opponents by how close their Elo is to the current p
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 

@@ -1,14 +1,15 @@
 """Game records and preference pairs: their Parquet schemas, and atomic append-only writes.
 
 Each round is one Parquet file in `games/` and one in `pairs/` per mode that made pairs
-(`round-N.parquet`, `round-N-adversarial.parquet`, ...), written to a temporary name and renamed, so a crash never leaves a half-written file that looks whole and a
+(`round-N.parquet`, `round-N-adversarial.parquet`, ...), written to a temporary name and
+renamed, so a crash never leaves a half-written file that looks whole and a
 reader of the directory sees whole rounds only.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq

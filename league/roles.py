@@ -23,8 +23,9 @@ steps). Plain functions of the league's payoff, so every rule is unit-tested wit
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 

@@ -6,18 +6,19 @@ Ray), so the driver never carries the games' texts; verdicts come from the judge
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from judge.verdict import SCORE_OF_WINNER, Verdict
 from league.adversarial import filter_failures
-from league.refinement import refinement_records
-from league.skill import skill_records
 from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
-from league.roles import Role
 from league.ratings import bradley_terry_with_intervals
 from league.records import games_table, pairs_from_games, write_table_atomic
+from league.refinement import refinement_records
+from league.roles import Role
+from league.skill import skill_records
 
 
 class LeagueService:
@@ -35,8 +36,8 @@ class LeagueService:
             self.league = League(settings)
         self.rng = np.random.default_rng(seed)
 
-    def rng_state(self) -> dict:
-        return self.rng.bit_generator.state
+    def rng_state(self) -> dict[str, Any]:
+        return dict(self.rng.bit_generator.state)
 
     def set_rng_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
@@ -122,8 +123,8 @@ class LeagueService:
         traces_table, pairs_table = pa.concat_tables(traces), pa.concat_tables(pairs)
         write_table_atomic(traces_table, self.run_dir / "traces" / f"round-{round_:05d}.parquet")
         write_table_atomic(pairs_table, self.run_dir / "pairs" / f"round-{round_:05d}-refinement.parquet")
-        improved = sum(1 for w in traces_table.column("winner").to_pylist() if w == "improved")
-        return {"refinement_traces": traces_table.num_rows, "refinement_improved": improved}, pairs_table
+        better = sum(1 for w in traces_table.column("winner").to_pylist() if w == "improved")
+        return {"refinement_traces": traces_table.num_rows, "refinement_improved": better}, pairs_table
 
     def record_skill(
         self,

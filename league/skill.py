@@ -7,6 +7,8 @@ to control quality; the win rate of each higher level over each lower one is rep
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from judge.verdict import SCORE_OF_WINNER, Verdict
@@ -36,7 +38,9 @@ def skill_records(
 ) -> tuple[pa.Table, pa.Table, dict[str, float]]:
     """Games, pairs and win rate by skill pair. `matchups[k]` is (higher, lower) and
     `verdicts[k][i]` judges prompt i with the higher level's answer as side a."""
-    games, pairs, rates = [], [], {}
+    games: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
+    rates: dict[str, float] = {}
     for (high, low), judged in zip(matchups, verdicts, strict=True):
         points = 0.0
         for i, (prompt, v) in enumerate(zip(prompts, judged, strict=True)):

@@ -1,9 +1,8 @@
 """The learner as a Ray actor: hosts `learner.learner.Learner`."""
 from __future__ import annotations
 
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import ray
 

@@ -5,8 +5,8 @@ import json
 import os
 import shutil
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> Path:

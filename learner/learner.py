@@ -9,9 +9,10 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
 from learner.mixing import TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
-from learner.sequences import encode_pairs, on_device, token_logps
+from learner.sequences import encode_pairs, token_logps
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ def load_preferences(path: str | Path) -> pa.Table:
     return load_text_columns(path, PREFERENCE_COLUMNS, "preference data")
 
 
-def as_preferences(data: "pa.Table | list[dict] | str | Path") -> pa.Table:
+def as_preferences(data: pa.Table | list[dict] | str | Path) -> pa.Table:
     """Preference pairs from a table, a list of rows or a Parquet/JSONL path, checked and cut to
     prompt, chosen, rejected."""
     return as_text_columns(data, PREFERENCE_COLUMNS, "preference data")
 
 
-def as_text_columns(data: "pa.Table | list[dict] | str | Path", columns: tuple[str, ...], what: str) -> pa.Table:
+def as_text_columns(data: pa.Table | list[dict] | str | Path, columns: tuple[str, ...], what: str) -> pa.Table:
     """A table of the string `columns` from a table, a list of rows or a file path."""
     if isinstance(data, (str, Path)):
         return load_text_columns(data, columns, what)

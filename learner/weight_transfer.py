@@ -65,7 +65,7 @@ class GeneratorsClient:
     def check_setup(self, backend: str) -> str:
         """Every generator started for this transfer (backend, ranks) and serving one dtype; returns it."""
         setups = self._wait([g.transfer_setup.remote() for g in self.generators], "reporting their setup")
-        for i, (theirs, ranks, dtype) in enumerate(setups):
+        for i, (theirs, ranks, _dtype) in enumerate(setups):
             if theirs != backend or ranks != self.stride:
                 raise WeightTransferError(
                     f"generator {i} of the group was started with weight_transfer={theirs!r} and tensor_parallel_size={ranks}, "

@@ -32,7 +32,7 @@ class PromptRenderer:
         self._strip = _added_bos(tokenizer) if self.chat else None
 
     @classmethod
-    def for_model(cls, path: str | Path, template: str | Path = "auto", system_prompt: str | None = None) -> "PromptRenderer":
+    def for_model(cls, path: str | Path, template: str | Path = "auto", system_prompt: str | None = None) -> PromptRenderer:
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(path), template, system_prompt)

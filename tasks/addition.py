@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from tasks.base import TaskOptions, task_kind
 from prompts.example import Example
+from tasks.base import TaskOptions, task_kind
 
 
 @task_kind
@@ -26,7 +26,7 @@ class AdditionOptions(TaskOptions):
     held_out_every: int = Field(10, ge=2, description="one problem in this many is held out of training")
 
     @model_validator(mode="after")
-    def _held_out_pool_suffices(self) -> "AdditionOptions":
+    def _held_out_pool_suffices(self) -> AdditionOptions:
         pool = 100**self.digits // self.held_out_every  # about this many operand pairs are held out
         if pool < 4:
             raise ValueError(
@@ -35,7 +35,7 @@ class AdditionOptions(TaskOptions):
             )
         return self
 
-    def build(self, seed: int) -> "AdditionTask":
+    def build(self, seed: int) -> AdditionTask:
         return AdditionTask(self.digits, self.held_out_every, self.reverse, self.held_out_size, seed + 1234)
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from typing import Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from judge.rules import numeric
-from tasks.base import TaskOptions, task_kind
 from prompts.example import Example
+from tasks.base import TaskOptions, task_kind
 
 OPERATIONS: dict[str, Callable[[int, int], int]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
@@ -34,7 +35,7 @@ class ArithmeticOptions(TaskOptions):
     held_out_every: int = Field(10, ge=2, description="one question in this many is held out of training")
 
     @model_validator(mode="after")
-    def _template_fills(self) -> "ArithmeticOptions":
+    def _template_fills(self) -> ArithmeticOptions:
         try:
             self.template.format(a=1, op="+", b=2)
         except (KeyError, IndexError, ValueError) as err:
@@ -49,7 +50,7 @@ class ArithmeticOptions(TaskOptions):
             )
         return self
 
-    def build(self, seed: int) -> "ArithmeticTask":
+    def build(self, seed: int) -> ArithmeticTask:
         return ArithmeticTask(self, seed + 1234)
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import model_validator
 
 from cluster.section import RecipeSection
-
 from prompts.example import Example
-
 
 MAX_HELD_OUT = 100_000  # held-out prompts a task may ask for
 WIN_RATE = "win_rate_vs_v0"  # the metric of an open-ended task: see `Task.open_ended`
@@ -34,7 +32,7 @@ class TaskOptions(RecipeSection):
     held_out_size: int
 
     @model_validator(mode="after")
-    def _held_out_is_bounded(self) -> "TaskOptions":
+    def _held_out_is_bounded(self) -> TaskOptions:
         """Every held-out prompt is answered and scored every iteration; past this it is a typo."""
         if self.held_out_size > MAX_HELD_OUT:
             raise ValueError(f"held_out_size {self.held_out_size} is more than {MAX_HELD_OUT:,}; every held-out prompt "
@@ -51,11 +49,11 @@ class TaskOptions(RecipeSection):
         """Whether the examples carry unit tests (what the code judge runs)."""
         return False
 
-    def with_judge(self, kind: str, options: dict[str, Any]) -> "TaskOptions":
+    def with_judge(self, kind: str, options: dict[str, Any]) -> TaskOptions:
         """The options once the recipe's judge is known (a task whose metric defaults to the judge's fills it in)."""
         return self
 
-    def build(self, seed: int) -> "Task":
+    def build(self, seed: int) -> Task:
         raise NotImplementedError(f"task kind {self.kind!r} defines no build()")
 
 
@@ -65,7 +63,7 @@ class Task(Protocol):
     through `metric`, so each task is measured in its own terms (exact match, a numeric
     answer, unit tests passed)."""
 
-    name: ClassVar[str]
+    name: str
     # An open-ended task (no reference, no tests) has no per-answer score: its held-out metric
     # is the judge's win rate of the current policy's answers over the starting policy's (v0).
     open_ended: bool
@@ -100,13 +98,14 @@ def metric(task: Scorer, examples: list[Example], responses: list[str]) -> float
     return sum(scores) / len(examples)
 
 
-O = TypeVar("O", bound=type[TaskOptions])
+Options = TypeVar("Options", bound=type[TaskOptions])
 TASK_KINDS: dict[str, type[TaskOptions]] = {}
 
 
-def task_kind(options: O) -> O:
+def task_kind(options: Options) -> Options:
     """Register a task kind by its options model; its `kind` field's default is the name."""
-    name = options.model_fields["kind"].default
+    fields: dict[str, Any] = options.__pydantic_fields__
+    name = fields["kind"].default
     if not isinstance(name, str):
         raise TypeError(f"{options.__name__}.kind needs a string default (the task kind's name)")
     TASK_KINDS[name] = options

@@ -47,7 +47,7 @@ class CodeOptions(DatasetOptions):
     module docstring has both formats). Held-out answers are scored pass@1 by the code judge
     (`metric_options` are its sandbox limits)."""
 
-    kind: Literal["code"] = "code"
+    kind: Literal["code"] = "code"  # type: ignore[assignment]  # its own registry key, not the parent's
     path: str = Field(HUMANEVAL, description="humaneval, or a data file / saved dataset / Hub name with a tests column")
     columns: Columns = Field(default_factory=lambda: HUMANEVAL_COLUMNS)
     held_out_every: int = Field(4, ge=2)

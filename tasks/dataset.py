@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.base import WIN_RATE, TaskError, TaskOptions, task_kind
 from prompts.example import Example
+from tasks.base import WIN_RATE, TaskError, TaskOptions, task_kind
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -60,7 +60,7 @@ class DatasetOptions(TaskOptions):
     metric_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _readable(self) -> "DatasetOptions":
+    def _readable(self) -> DatasetOptions:
         if self.columns.prompt is None and self.columns.messages is None:
             raise ValueError("columns: give prompt (a text column) or messages (a chat column)")
         if self.metric not in (None, WIN_RATE):
@@ -88,7 +88,7 @@ class DatasetOptions(TaskOptions):
     def has_tests(self) -> bool:
         return self.columns.tests is not None
 
-    def with_judge(self, kind: str, options: dict[str, Any]) -> "DatasetOptions":
+    def with_judge(self, kind: str, options: dict[str, Any]) -> DatasetOptions:
         """Without a metric of its own the task is scored as the judge scores: its verifier, the
         code judge (pass@1), or, under a model judge, the judge's win rate against v0."""
         from judge.registry import CODE, MODEL_KINDS
@@ -127,7 +127,7 @@ class DatasetOptions(TaskOptions):
         """The rows of `path` (a kind with built-in data sets, such as code, adds names here)."""
         return read_rows(path, self.name, split)
 
-    def build(self, seed: int) -> "DatasetTask":
+    def build(self, seed: int) -> DatasetTask:
         train, held = split_rows(self)
         return DatasetTask(self, train, held, seed)
 
@@ -221,7 +221,7 @@ def to_example(row: dict[str, Any], c: Columns, where: str) -> Example:
             raise TaskError(f"{where}: column {c.messages!r} must be a non-empty list of {{role, content}} messages")
         prompt = [{"role": str(m.get("role") or "user"), "content": m["content"]} for m in prompt]
     else:
-        prompt = row[c.prompt]
+        prompt = row[c.prompt or "prompt"]  # a column map without messages names a prompt column
         if not isinstance(prompt, str) or not prompt.strip():
             raise TaskError(f"{where}: column {c.prompt!r} must be non-empty text, not {prompt!r}")
     if c.system is not None and row[c.system]:

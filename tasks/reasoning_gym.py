@@ -12,8 +12,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from tasks.base import TaskError, TaskOptions, task_kind
 from prompts.example import Example
+from tasks.base import TaskError, TaskOptions, task_kind
 
 
 @task_kind
@@ -36,14 +36,14 @@ class ReasoningGymOptions(TaskOptions):
     answer_tag: str | None = Field("answer", description="the tag the answer is read from; none scores the whole response")
 
     @model_validator(mode="after")
-    def _family_builds(self) -> "ReasoningGymOptions":
+    def _family_builds(self) -> ReasoningGymOptions:
         try:
             ReasoningGymTask(self, 0).held_out()  # unknown family or config field, or a family that cannot generate
         except TaskError as err:
             raise ValueError(str(err)) from None
         return self
 
-    def build(self, seed: int) -> "ReasoningGymTask":
+    def build(self, seed: int) -> ReasoningGymTask:
         return ReasoningGymTask(self, seed)
 
 

@@ -1,9 +1,10 @@
 """Adversarial filtering: the failure set and its (best, worst) pairs, unit and on real Ray + vLLM."""
 from pathlib import Path
 
+from conftest import read_metrics, tiny_run
+
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from league.adversarial import FAILURE_SCHEMA, filter_failures
 from league.records import PAIR_SCHEMA, read_tables
 from tasks.addition import AdditionTask

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from pydantic import ValidationError
 
 from cluster.config import ConfigError, JudgeConfig, parse_config

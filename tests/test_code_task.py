@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_metrics, tiny_run
 
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from judge.code import CodeJudge
 from tasks.code import humaneval_rows
 

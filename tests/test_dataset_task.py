@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_metrics
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cluster.cli import main
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
 from tasks.base import metric
-from conftest import read_metrics
 
 ROWS = [{"q": f"{i}+{i % 3}=", "a": str(i + i % 3)[::-1] + "0" * (2 - len(str(i + i % 3))), "part": "test" if i % 4 == 0 else "train"}
         for i in range(10)]  # the tiny model's 1-digit addition, written as the built-in task writes it

@@ -10,7 +10,6 @@ from trl import DPOConfig, DPOTrainer
 
 from learner.dpo import dpo_loss
 from learner.learner import DPOSettings, Learner
-from learner.sequences import encode_pairs
 from learner.sequences import encode_pairs, token_logps
 
 PROMPTS = ["012+345=", "999+001=", "500+500=", "123+456="]

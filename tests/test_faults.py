@@ -13,11 +13,11 @@ from pathlib import Path
 
 import ray
 import yaml
+from conftest import read_metrics, tiny_run
 
 from cluster.config import parse_config
 from cluster.reaper import alive, descendants
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from league.records import GAME_SCHEMA, read_tables
 
 ROOT = Path(__file__).resolve().parent.parent

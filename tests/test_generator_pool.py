@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import ray
+from conftest import read_metrics, tiny_run
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, GeneratorError, Sampling
@@ -15,9 +16,8 @@ from actors.pool import GeneratorPool
 from cluster.config import parse_config
 from cluster.control import AutoscalePolicy, RunControl, desired_generators, generator_bundles
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
-from learner.learner import DPOSettings, Learner
 from league.records import GAME_SCHEMA, read_tables
+from learner.learner import DPOSettings, Learner
 
 PROMPTS = [f"{a}+{b}=" for a in range(10) for b in range(3)]  # 30 prompts, uneven shards over 4
 

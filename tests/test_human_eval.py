@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tree_digest
 
 from cluster.cli import main
-from conftest import tree_digest
 from judge.verdict import Verdict
 from league.human_eval import HumanEvalError, export_blind_pairs, read_verdicts, verdicts_to_results
 from league.league import CURRENT, League, LeagueSettings

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -8,11 +9,9 @@ from judge.registry import make_judge
 from judge.rules import ExactAnswerJudge
 from judge.verdict import Verdict
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, games_table, pairs_from_games, read_tables, write_table_atomic
+from prompts.example import Example
 from tasks.addition import AdditionTask
 from tasks.base import metric
-from prompts.example import Example
-
-import numpy as np
 
 
 def test_exact_answer_judge_picks_the_correct_side() -> None:

@@ -92,5 +92,5 @@ def test_state_round_trips_through_disk(tmp_path: Path) -> None:
 
 def test_no_snapshot_yet_is_a_clear_error() -> None:
     with pytest.raises(LookupError, match="no snapshot"):
-        League(LeagueSettings()).latest
+        _ = League(LeagueSettings()).latest
     assert math.isclose(League(LeagueSettings()).ratings[CURRENT], 1000.0)

@@ -8,12 +8,12 @@ earlier game, are what the games of the last round followed.
 from pathlib import Path
 
 import numpy as np
+from conftest import tiny_run
 
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import tiny_run
-from league.matchmaking import pfsp_probabilities
 from judge.verdict import SCORE_OF_WINNER
+from league.matchmaking import pfsp_probabilities
 from league.records import GAME_SCHEMA, read_tables
 
 GAMES = 600

@@ -5,10 +5,11 @@ Every learning agent's weights go to its generator over vLLM's weight-transfer e
 reset exploiter answering exactly as v0 did shows the transfer delivers the weights bit for bit."""
 from pathlib import Path
 
+from conftest import read_metrics, tiny_run
+
 from cluster.cli import main
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from judge.verdict import SCORE_OF_WINNER
 from league.league import CURRENT, GameResult, League
 from league.records import GAME_SCHEMA, read_tables

@@ -5,18 +5,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import tiny_run
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cluster.config import parse_config
 from cluster.retention import retention_problems
 from cluster.run import run_self_play
-from conftest import tiny_run
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
+from prompts.example import Example
 from tasks.addition import AdditionTask
 from tasks.base import metric
-from prompts.example import Example
 
 
 @pytest.fixture(scope="module")

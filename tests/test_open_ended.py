@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_metrics, tiny_run
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from cluster.config import ConfigError, parse_config
 from cluster.orchestrator import judge_spec
 from cluster.run import run_self_play
 from cluster.win_rate import V0_ANSWERS, win_rate_vs_v0
-from conftest import read_metrics, tiny_run
 from judge.registry import make_judge
 from judge.verdict import Verdict
-from tasks.base import WIN_RATE, TaskError
 from prompts.example import Example
+from tasks.base import WIN_RATE, TaskError
 
 
 def test_win_rate_counts_ties_half_and_never_asks_about_identical_answers() -> None:

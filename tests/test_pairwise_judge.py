@@ -4,16 +4,16 @@ from pathlib import Path
 
 import pytest
 import ray
+from conftest import tiny_run
 
 from actors.actor import generator_actor
 from actors.generator import EngineSpec, Sampling
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
-from conftest import tiny_run
 from judge.base import JudgeError
-from league.records import GAME_SCHEMA, read_tables
 from judge.pairwise import DEFAULT_TEMPLATE, PairwiseLLMJudge
 from judge.registry import JudgeSpec, make_judge
+from league.records import GAME_SCHEMA, read_tables
 from learner.tiny_model import build_tiny_model
 from prompts.example import Example
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import read_metrics, tiny_run
 from transformers import AutoModelForCausalLM
 
 from cluster.config import load_recipe, parse_config
 from cluster.pipeline import PipelineError, RLHFPipeline
-from conftest import read_metrics, tiny_run
 from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
 
@@ -34,7 +34,7 @@ def test_sft_stage_writes_the_policy_the_generators_serve(staged) -> None:
     sft = AutoModelForCausalLM.from_pretrained(run_dir / "model" / "sft")
     v0 = AutoModelForCausalLM.from_pretrained(run_dir / "checkpoints" / "v0")  # the policy self-play started from
     base = AutoModelForCausalLM.from_pretrained(run_dir / "model" / "base")
-    for (name, p), q, b in zip(sft.named_parameters(), v0.parameters(), base.parameters()):
+    for (name, p), q in zip(sft.named_parameters(), v0.parameters()):
         assert torch.equal(p, q), name
     assert not torch.equal(sft.model.embed_tokens.weight, base.model.embed_tokens.weight)
     assert read_metrics(run_dir)[0]["accuracy"] > 0.2  # SFT taught it something

@@ -15,9 +15,9 @@ from actors.generator import EngineSpec, Sampling
 from cluster.config import ConfigError, load_recipe, parse_config
 from cluster.run import run_self_play
 from learner.pretrained import PretrainedModelError, gguf_file, resolve_model
-from tasks.base import metric
 from prompts.chat import PromptRenderer
 from prompts.example import Example
+from tasks.base import metric
 
 RECIPE = Path(__file__).parent.parent / "cluster" / "recipes" / "smollm2-arithmetic.yaml"
 QUESTIONS = ["What is 12 + 30?", "Name a colour.", "Write one short sentence about the sea."]

@@ -6,11 +6,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import reasoning_gym
+from conftest import read_metrics, tiny_run
 from reasoning_gym.utils import extract_answer
 
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 
 FAMILIES = ["chain_sum", "letter_counting", "spell_backward"]
 

@@ -2,10 +2,10 @@
 from pathlib import Path
 
 import pytest
+from conftest import read_metrics, tiny_run
 
 from cluster.config import ConfigError, parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from judge.verdict import Verdict
 from league.records import PAIR_SCHEMA, read_tables
 from league.refinement import TRACE_SCHEMA, refinement_records

@@ -6,12 +6,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_metrics, tiny_run, tree_digest
 
 from cluster.cli import main
 from cluster.config import parse_config
 from cluster.run import run_self_play
 from cluster.run_dir import MARKER
-from conftest import read_metrics, tiny_run, tree_digest
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
 from league.records import GAME_SCHEMA, read_tables

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import tiny_run, tree_digest
 
 from cluster.cli import main
 from cluster.config import parse_config
 from cluster.run import run_self_play
 from cluster.run_dir import MARKER
-from conftest import tiny_run, tree_digest
 
 
 def finished_run(root: Path) -> Path:

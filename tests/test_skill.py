@@ -1,11 +1,11 @@
 """Skill-conditioned play: tags in the tokenizer and prompts, games across levels, pairs per level."""
 from pathlib import Path
 
+from conftest import read_metrics, tiny_run
 from transformers import AutoTokenizer
 
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from judge.verdict import Verdict
 from league.records import PAIR_SCHEMA, read_tables
 from league.skill import SKILL_GAME_SCHEMA, skill_records

@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from transformers import AutoTokenizer
-
 import ray
+from conftest import read_metrics, tiny_run
+from transformers import AutoTokenizer
 
 from actors.actor import generator_actor, stop_generator
 from actors.generator import EngineSpec, Sampling
 from cluster.config import parse_config
 from cluster.run import run_self_play
-from conftest import read_metrics, tiny_run
 from judge.verdict import Verdict, truncation_loses
 from learner.learner import DPOSettings, Learner
 from learner.sequences import encode_pairs
