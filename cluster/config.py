@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
 from cluster.section import RecipeSection
+from games.base import registry
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
 from tasks.base import kinds
 
@@ -33,6 +34,8 @@ def _task_kind(value: Any) -> str:
     return getattr(value, "kind", "addition")
 
 
+# Every game in games/ (each file registers itself); `self_play.modes` picks them.
+GAMES = registry()
 # Every task kind in tasks/ (each file registers its options model); `task.kind` picks one.
 TASK_KINDS = kinds()
 TaskConfig = Annotated[
@@ -366,59 +369,20 @@ class DataConfig(_Section):
         return self.model_copy(update={"preferences": self.preferences.resolve()})
 
 
-class AdversarialConfig(_Section):
-    """Adversarial filtering: `samples` answers to each of `prompts` prompts per iteration."""
-
-    prompts: int = Field(128, ge=1)
-    samples: int = Field(10, ge=2)
-    spread_threshold: float = Field(0.5, ge=0, description="a prompt whose best-minus-worst score exceeds this is a failure")
-
-
-class RefinementConfig(_Section):
-    """Iterative refinement: the policy answers, critiques its answer, and answers again, `rounds` times.
-
-    Templates are Python format strings over {prompt}, {response} and (refine only) {critique}.
-    """
-
-    prompts: int = Field(128, ge=1)
-    rounds: int = Field(1, ge=1)
-    critique_template: str = "{prompt}{response}?"
-    refine_template: str = "{prompt}{response}?{critique}:{prompt}"
-
-    @model_validator(mode="after")
-    def _templates_fill(self) -> RefinementConfig:
-        for name, template, fields in (
-            ("critique_template", self.critique_template, {"prompt": "", "response": ""}),
-            ("refine_template", self.refine_template, {"prompt": "", "response": "", "critique": ""}),
-        ):
-            try:
-                template.format(**fields)
-            except (KeyError, IndexError, ValueError) as err:
-                allowed = ", ".join("{" + f + "}" for f in fields)
-                raise ValueError(f"{name} {template!r} is not a format string over {allowed}: {err!r}") from None
-        return self
-
-
-class SkillConfig(_Section):
-    """Skill-conditioned play: `levels` from lowest to highest, added to the tokenizer as special
-    tokens and put before the prompt; every pair of levels plays on the same `prompts` prompts."""
-
-    levels: list[str] = Field(["<novice>", "<intermediate>", "<expert>"], min_length=2)
-    prompts: int = Field(128, ge=1)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> SkillConfig:
-        if len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"levels {self.levels} repeat a tag; each level needs its own token")
-        return self
-
-
 class SelfPlayConfig(_Section):
     iterations: int = Field(36, ge=1)
     games_per_iteration: int = Field(1024, ge=1)
     max_seconds: float | None = Field(None, gt=0, description="stop after the iteration that passes this much self-play time")
     save_every: int = Field(1, ge=0, description="write the resumable state/ every N iterations (and at the end); 0 never")
-    modes: list[Literal["head_to_head", "adversarial", "refinement", "skill"]] = Field(["head_to_head"], min_length=1)
+    modes: list[str] = Field(["head_to_head"], min_length=1, description="the games each iteration plays (games/), in this order")
+
+    @model_validator(mode="after")
+    def _games_exist(self) -> SelfPlayConfig:
+        known = registry()
+        unknown = [m for m in self.modes if m not in known]
+        if unknown:
+            raise ValueError(f"unknown game {unknown[0]!r} in modes; known games: {', '.join(sorted(known))} (one file each in games/)")
+        return self
 
 
 class RetentionConfig(_Section):
@@ -489,7 +453,9 @@ class ClusterConfig(_Section):
     autoscale: AutoscaleConfig = AutoscaleConfig()
 
 
-class RunConfig(_Section):
+class _RunConfig(_Section):
+    """The recipe's sections but the games' own: `RunConfig` below adds one per game that has options."""
+
     run_dir: Path | None = Field(None, description="where the run writes; default runs/run-<date>-<time>")
     seed: int = 0
     task: TaskConfig = Field(default_factory=lambda: TASK_KINDS["addition"]())
@@ -501,9 +467,6 @@ class RunConfig(_Section):
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
-    adversarial: AdversarialConfig = AdversarialConfig()
-    refinement: RefinementConfig = RefinementConfig()
-    skill: SkillConfig = SkillConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
     cluster: ClusterConfig = ClusterConfig()
@@ -543,6 +506,8 @@ class RunConfig(_Section):
             raise ValueError(
                 "league.matchmaking alphastar matches the agents in head-to-head games; add head_to_head to self_play.modes"
             )
+        for mode in self.self_play.modes:
+            registry()[mode].check(self)
         if self.judge.kind == "pairwise_llm" and "adversarial" in self.self_play.modes:
             raise ValueError("adversarial filtering scores single answers; a pairwise_llm judge only compares two")
         _check_gpu_path(self.generator, self.cluster)
@@ -567,6 +532,13 @@ class RunConfig(_Section):
         if choice == "auto":
             return "nccl" if _whole_gpus(self.generator, self.cluster) else None
         return None if choice == "object_store" else choice
+
+
+# The recipe as a whole: the sections above, and each game's own under its name (games/<name>.py).
+RunConfig = create_model(
+    "RunConfig", __base__=_RunConfig, __module__=__name__, __doc__="A whole recipe, validated.",
+    **{name: (game.options, Field(default_factory=game.options)) for name, game in GAMES.items() if game.options is not None},
+)
 
 
 def _whole_gpus(g: GeneratorConfig, cluster: ClusterConfig) -> bool:

@@ -10,9 +10,9 @@ from typing import Any
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
+from games.base import registry
+
 SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
-# The modes' game counts in a metrics row: (mode tag, field).
-GAMES_BY_MODE = (("head_to_head", "games"), ("refinement", "refinement_traces"), ("adversarial", "adversarial_prompts"))
 
 
 _COUNTED: dict[str, int] = {}  # per run: the last iteration whose games this process counted
@@ -56,9 +56,9 @@ class RunMetrics:
 
     def _count_games(self, row: dict[str, Any]) -> None:
         run = {"run": self.run}
-        for mode, key in GAMES_BY_MODE:
-            if row.get(key):
-                self.games.inc(row[key], {**run, "mode": mode})
+        for mode, game in registry().items():  # each game's count, under the field it names
+            if game.counted and row.get(game.counted):
+                self.games.inc(row[game.counted], {**run, "mode": mode})
         for agent in (row.get("exploiters") or {}).values():
             if agent.get("games"):
                 self.games.inc(agent["games"], {**run, "mode": "exploiter"})

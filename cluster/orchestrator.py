@@ -1,7 +1,8 @@
 """The driver: owns the self-play loop and holds handles to the named actors.
 
-`iteration` reads like the algorithm. Responses, pairs and weights move between actors as
-Ray object references; in head-to-head and adversarial play the driver sees only prompts,
+`iteration` reads like the algorithm: play each of the recipe's games (games/), learn from
+their pairs, broadcast the weights, evaluate. Responses, pairs and weights move between actors
+as Ray object references; in head-to-head and adversarial play the driver sees only prompts,
 opponents' names, verdicts or scores (the judge pool collects those small records here, where
 it keeps deadlines and retries) and summaries (refinement and skill play fetch the short
 answers they build the next prompts from).
@@ -21,8 +22,8 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, Sampling, kv_bytes_per_token
-from actors.pool import GeneratorPool, interleave
-from cluster.agents import Agent, split_by_player
+from actors.pool import GeneratorPool
+from cluster.agents import Agent
 from cluster.config import ConfigError, JudgeConfig, LeagueConfig, ModelConfig, RunConfig
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
 from cluster.diversity import diversity
@@ -32,14 +33,13 @@ from cluster.retention import compared, retention_problems, retention_scorers, r
 from cluster.run_dir import RunDir
 from cluster.stopping import StopRequest
 from cluster.win_rate import v0_answers, win_rate_vs_v0
+from games.base import Game, PlayContext, registry
 from judge.actor import judge_actor
 from judge.constitution import Principle
 from judge.pool import JudgePool
 from judge.registry import JudgeSpec
-from judge.verdict import truncation_loses
 from league.actor import league_actor
-from league.league import CURRENT, LeagueSettings, snapshot_name
-from league.ratings import wilson_interval
+from league.league import CURRENT, LeagueSettings
 from league.roles import RoleRules
 from learner.actor import learner_actor
 from learner.checkpoint import replace_dir_atomically
@@ -83,8 +83,9 @@ class Orchestrator:
         snapshot v0 and start the generators."""
         self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
         cfg = self.config
-        if "skill" in cfg.self_play.modes:
-            ray.get(self.learner.add_tokens.remote(cfg.skill.levels))
+        tokens = [t for game in self.games() for t in game.special_tokens(cfg)]
+        if tokens:
+            ray.get(self.learner.add_tokens.remote(tokens))
         if warm_up:
             self.warm_up()
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
@@ -175,6 +176,7 @@ class Orchestrator:
             self.exploiters[name] = Agent(name, role, learner, generator, version)
 
     def main_agent(self) -> Agent:
+        """The current policy as a learning agent, like the exploiters: its learner and generators."""
         return Agent(CURRENT, "main", self.learner, self.policy_pool, self.version)
 
     def save_state(self, iteration: int, seconds: float) -> None:
@@ -213,7 +215,6 @@ class Orchestrator:
             return judge_actor(self.actor_name(role), spec, judge.num_gpus, near_driver(judge.num_gpus))
 
         self.judges = JudgePool(start, judge.actors, judge.batch_size, judge.timeout_s, judge.retries, judge.max_error_share)
-        self.judge_name = self.judges.name()
         if old is not None:
             old.stop()
 
@@ -265,30 +266,30 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ loop
     def _sft_prompt(self, prompt: str) -> str:
-        """With skill play on, half the warm-up prompts carry a random skill tag, so every tag
-        starts out meaning "answer as usual" and self-play gives it its level."""
-        levels = self.config.skill.levels
-        if "skill" not in self.config.self_play.modes or self.rng.random() < 0.5:
-            return prompt
-        return levels[int(self.rng.integers(len(levels)))] + prompt
+        """A warm-up prompt as each game wants it (skill play tags half of them)."""
+        for game in self.games():
+            prompt = game.warm_up_prompt(self.config, prompt, self.rng)
+        return prompt
+
+    def games(self) -> list[Game]:
+        """The recipe's games (`self_play.modes`), in its order, each once."""
+        known = registry()
+        return [known[mode] for mode in dict.fromkeys(self.config.self_play.modes)]
+
+    def context(self) -> PlayContext:
+        """What the games may use this iteration."""
+        return PlayContext(
+            self.config, self.task, self.render, self.rng, self.sampling, self.greedy, self.judges, self.league, self.snapshot_pool,
+            {CURRENT: self.main_agent()} | self.exploiters, self.run,
+        )
 
     def iteration(self, it: int) -> dict[str, Any]:
-        """One round: play each mode, learn from all their pairs, broadcast, evaluate."""
+        """One round: play each game, learn from all their pairs, broadcast, evaluate."""
         start = time.perf_counter()
         self.scale_generators()
-        fields: dict[str, Any] = {}
-        pairs = []
-        plays = {
-            "head_to_head": self.play_head_to_head,
-            "adversarial": self.filter_adversarial,
-            "refinement": self.refine,
-            "skill": self.play_skill_levels,
-        }
-        for mode in dict.fromkeys(self.config.self_play.modes):  # recipe order, each mode once
-            mode_fields, mode_pairs = plays[mode](it)
-            fields.update(mode_fields)
-            pairs.append(mode_pairs)
-        row = self.learn(it, fields, *pairs, start=start)
+        played = [game.play(self.context(), self.main_agent(), it) for game in self.games()]
+        fields = {k: v for p in played for k, v in p.fields.items()}
+        row = self.learn(it, fields, *[p.pairs for p in played], start=start)
         if self.exploiters:
             row["exploiters"] = {name: self.train_exploiter(it, agent) for name, agent in self.exploiters.items()}
             row["seconds"] = time.perf_counter() - start
@@ -299,7 +300,8 @@ class Orchestrator:
         and reset when the rules say so, DPO on its pairs (unless it just started over: those
         games were another policy's), the new weights to its generator; its row's fields."""
         n = self.config.league.roles.games_per_iteration or self.config.self_play.games_per_iteration
-        fields, pairs = self.play_head_to_head(it, n, agent)
+        played = registry()["head_to_head"].play(self.context(), agent, it, n)
+        fields, pairs = played.fields, played.pairs
         reset = bool(fields["admitted"]) and ray.get(self.league.reset_after_snapshot.remote(agent.name))
         if reset:
             ray.get(agent.learner.reset_to.remote(str(self.run.checkpoint("v0"))))
@@ -353,6 +355,7 @@ class Orchestrator:
                    learner_seconds=stats["seconds"])
         row.update(
             **self.evaluate(),
+            **self.evaluate_games(),
             **self.measure_retention(),
             **self.measure_diversity(),
             pairs=int(stats["pairs"]),
@@ -366,119 +369,6 @@ class Orchestrator:
         )
         return row
 
-    def play_head_to_head(self, it: int, n: int | None = None, agent: Agent | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """A learning agent (the current policy by default) against matchmade opponents in `n`
-        games (`self_play.games_per_iteration` by default): judged and recorded, ratings updated,
-        the agent's snapshot admitted to the league if it earned it. Returns the row's fields and the pairs."""
-        start = time.perf_counter()
-        n = n or self.config.self_play.games_per_iteration
-        agent = agent or self.main_agent()
-        problems = self.task.train(n, self.rng)
-        prompts = [self.render(p) for p in problems]
-        opponents = ray.get(self.league.matchmake.remote(n, agent.name))
-        seeds = self.rng.integers(0, 2**31, size=(2, n)).tolist()
-
-        side_a = agent.generator.submit("generate_finished", {"prompts": prompts, "seeds": seeds[0]}, sampling=self.sampling)
-        side_b = self.respond_as(prompts, opponents, seeds[1])  # both sides generate at once
-        (responses_a, cut_a), (responses_b, cut_b) = _split(ray.get(side_a.result())), _split(ray.get(side_b))
-        verdicts = self.judges.judge(problems, responses_a, responses_b)
-        if self.config.judge.truncation == "loses":
-            verdicts = truncation_loses(verdicts, cut_a, cut_b)
-        play_seconds = time.perf_counter() - start
-        summary_ref, pairs = self.league.record_round.options(num_returns=2).remote(
-            it, agent.version, prompts, opponents, responses_a, responses_b, verdicts, self.judge_name, play_seconds, agent.name,
-            {CURRENT: self.version} | {name: a.version for name, a in self.exploiters.items()}, (cut_a, cut_b),
-        )
-        summary = ray.get(summary_ref)
-
-        admitted = None
-        if summary.admissible:
-            path = agent.learner.save_checkpoint.remote(str(self.run.checkpoint(snapshot_name(agent.name, agent.version))))
-            admitted = ray.get(self.league.admit.remote(agent.version, path, agent.name)).name
-        low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
-        fields = {
-            "win_rate_vs_previous": summary.win_rate_vs_latest,
-            "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None,
-            "elo": summary.elo,
-            "games": summary.games,
-            "games_per_s": summary.games / play_seconds,
-            "admitted": admitted,
-            "truncated": sum(cut_a) + sum(cut_b),  # answers cut off at generator.max_new_tokens
-        }
-        if agent.name == CURRENT:  # the league's ratings once an iteration, in the current policy's row
-            fields["elo_by_policy"] = ray.get(self.league.ratings.remote())
-            fields["bt_by_policy"] = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
-        return fields, pairs
-
-    def respond_as(self, prompts: list[str], opponents: list[str], seeds: list[int]) -> ray.ObjectRef:
-        """Each prompt answered by the opponent named beside it, as (text, cut off at the token
-        limit): snapshots by the snapshot generator, learning agents (live play, league roles) by
-        their own generators."""
-        snapshots = ray.get(self.league.checkpoints.remote())
-        live = {CURRENT: self.policy_pool} | {name: a.generator for name, a in self.exploiters.items()}
-        groups = split_by_player(opponents, set(live) & set(opponents))
-        requests = []
-        for who, idx in groups.items():
-            asks, sub_seeds = [prompts[i] for i in idx], [seeds[i] for i in idx]
-            if who is None:
-                names = [opponents[i] for i in idx]
-                requests.append(self.snapshot_pool.generate_as(asks, names, snapshots, self.sampling, sub_seeds))
-            else:
-                requests.append(live[who].submit("generate_finished", {"prompts": asks, "seeds": sub_seeds}, sampling=self.sampling))
-        parts = [r.result() for r in requests]
-        if list(groups) == [None]:
-            return parts[0]
-        return interleave.remote(list(groups.values()), *parts)
-
-    def filter_adversarial(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Many samples per prompt from the current policy, each scored; wide-spread prompts
-        become the failure set and give (best, worst) pairs."""
-        a = self.config.adversarial
-        problems = self.task.train(a.prompts, self.rng)
-        repeated = [p for p in problems for _ in range(a.samples)]
-        seeds = self.rng.integers(0, 2**31, size=len(repeated)).tolist()
-        responses = self.policy_pool.generate([self.render(p) for p in repeated], self.sampling, seeds)
-        scores = self.judges.score(repeated, responses)
-        counts, pairs = self.league.record_failures.options(num_returns=2).remote(
-            it, [self.render(p) for p in problems], responses, scores, a.spread_threshold
-        )
-        return ray.get(counts), pairs
-
-    def refine(self, it: int, rounds: int | None = None, n: int | None = None) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Answer `n` prompts, critique, answer again, `rounds` times (`refinement.prompts` and
-        `refinement.rounds` by default); each step is judged original (side a) against improved (side b)."""
-        r = self.config.refinement
-        problems = self.task.train(n or r.prompts, self.rng)
-        prompts = [self.render(p) for p in problems]
-        current = ray.get(self.policy_pool.generate(prompts, self.sampling, self._seeds(len(prompts))))
-        steps, verdicts = [], []
-        for _ in range(rounds or r.rounds):
-            asks = [r.critique_template.format(prompt=p, response=a) for p, a in zip(prompts, current)]
-            critiques = ray.get(self.policy_pool.generate(asks, self.sampling, self._seeds(len(asks))))
-            asks = [r.refine_template.format(prompt=p, response=a, critique=c) for p, a, c in zip(prompts, current, critiques)]
-            improved = ray.get(self.policy_pool.generate(asks, self.sampling, self._seeds(len(asks))))
-            steps.append((current, critiques, improved))
-            verdicts.append(self.judges.judge(problems, current, improved))
-            current = improved
-        counts, pairs = self.league.record_refinement.options(num_returns=2).remote(it, steps, prompts, verdicts)
-        return ray.get(counts), pairs
-
-    def play_skill_levels(self, it: int) -> tuple[dict[str, Any], ray.ObjectRef]:
-        """Every prompt under every skill tag; each pair of levels judged with the higher as side a."""
-        s = self.config.skill
-        problems = self.task.train(s.prompts, self.rng)
-        prompts = [self.render(p) for p in problems]
-        tagged = [level + p for level in s.levels for p in prompts]
-        flat = ray.get(self.policy_pool.generate(tagged, self.sampling, self._seeds(len(tagged))))
-        responses = {level: flat[k * len(prompts) : (k + 1) * len(prompts)] for k, level in enumerate(s.levels)}
-        matchups = [(high, low) for h, high in enumerate(s.levels) for low in s.levels[:h]]
-        verdicts = [self.judges.judge(problems, responses[high], responses[low]) for high, low in matchups]
-        rates, pairs = self.league.record_skill.options(num_returns=2).remote(it, prompts, matchups, responses, verdicts)
-        return ray.get(rates), pairs
-
-    def _seeds(self, n: int) -> list[int]:
-        return self.rng.integers(0, 2**31, size=n).tolist()
-
     def evaluate(self, generator: Any = None) -> dict[str, Any]:
         """The task's held-out metric (greedy answers) of the policy a generator (the current
         policy's by default) now serves, as `accuracy`; an open-ended task's is its win rate
@@ -487,6 +377,11 @@ class Orchestrator:
         if not self.task.open_ended:
             return {"accuracy": metric(self.task, self.held_out, responses)}
         return win_rate_vs_v0(self.judges.judge, self.held_out, responses, self.v0_answers)
+
+    def evaluate_games(self) -> dict[str, Any]:
+        """Each game's own measures of the current policy (multi-turn play: win rates against fixed opponents)."""
+        context, agent = self.context(), self.main_agent()
+        return {k: v for game in self.games() for k, v in game.evaluate(context, agent).items()}
 
     def held_out_answers(self, generator: Any = None) -> list[str]:
         generator = generator or self.policy_pool
@@ -524,7 +419,7 @@ class Orchestrator:
     def initial_row(self) -> dict[str, Any]:
         """Iteration 0 of `metrics.jsonl`: the starting policy, before any self-play."""
         return {
-            "iteration": 0, **self.evaluate(), **self.measure_retention(), **NO_GAMES,
+            "iteration": 0, **self.evaluate(), **self.evaluate_games(), **self.measure_retention(), **NO_GAMES,
             "elo": self.config.league.initial_elo, "seconds": 0.0,
         }
 
@@ -606,6 +501,14 @@ def format_row(row: dict[str, Any]) -> str:
             f"games {row['games']:5d}",
             f"games/s {row['games_per_s']:6.1f}",
         ]
+    if row.get("episodes"):
+        parts.append(f"episodes {row['episodes']:4d}")
+        if row.get("win_rate_vs_previous") is not None:
+            parts.append(f"win-rate-vs-prev {row['win_rate_vs_previous']:.3f}")
+        parts.append(f"invalid {row['invalid_moves']}")
+    for opponent in ("random", "expert"):
+        if row.get(f"win_rate_vs_{opponent}") is not None:
+            parts.append(f"vs-{opponent} {row[f'win_rate_vs_{opponent}']:.3f}")
     if row.get("truncated"):
         parts.append(f"truncated {row['truncated']}")
     if "failures" in row:
@@ -658,11 +561,6 @@ def context_length(model: ModelConfig, checkpoint: Path) -> int:
     from transformers import AutoConfig
 
     return int(AutoConfig.from_pretrained(checkpoint).max_position_embeddings)
-
-
-def _split(answers: list[tuple[str, bool]]) -> tuple[list[str], list[bool]]:
-    """(text, cut off) answers as the texts and the flags."""
-    return [text for text, _ in answers], [bool(cut) for _, cut in answers]
 
 
 def check_kv_cache(config: RunConfig, checkpoint: Path, max_model_len: int) -> None:

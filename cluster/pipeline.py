@@ -15,6 +15,7 @@ the same run directory as `selfplay run` does, and the actors are the same ones.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from cluster.orchestrator import Orchestrator, base_model, context_length, forma
 from cluster.retention import retention_tasks, sft_problems
 from cluster.run import check_resources, connect
 from cluster.run_dir import RunDir, write_text_atomic
+from games.base import registry
 from learner.mixing import as_preferences, as_text_columns
 from learner.trl_stages import COMPLETION_COLUMNS, StageSettings, train_reward_model, train_sft
 from prompts.chat import PromptRenderer
@@ -146,12 +148,14 @@ class RLHFPipeline:
             raise PipelineError(f"refinement_iterations must be 0 or more, got {refinement_iterations}")
         orch = self.orchestrator
         self.round += 1
-        fields, pairs = orch.play_head_to_head(self.round, n_games)
-        tables = [pairs]
+        games = registry()
+        played = [games["head_to_head"].play(orch.context(), orch.main_agent(), self.round, n_games)]
         if refinement_iterations:
-            refined, refinement_pairs = orch.refine(self.round, refinement_iterations, n_games)
-            fields.update(refined)
-            tables.append(refinement_pairs)
+            steps = self.config.refinement.model_copy(update={"rounds": refinement_iterations})
+            context = replace(orch.context(), config=self.config.model_copy(update={"refinement": steps}))
+            played.append(games["refinement"].play(context, orch.main_agent(), self.round, n_games))
+        fields = {k: v for p in played for k, v in p.fields.items()}
+        tables = [p.pairs for p in played]
         self._last_pairs = pa.concat_tables(ray.get(tables))
         self._last_fields = fields
         return self._last_pairs

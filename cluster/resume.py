@@ -20,7 +20,6 @@ from typing import Any
 
 from cluster.run_dir import is_run, write_text_atomic
 
-RECORD_DIRS = ("games", "pairs", "failures", "traces", "skill_games")
 ROUND_FILE = re.compile(r"round-(\d+)(?:-[a-z0-9_]+)?\.parquet$")
 
 
@@ -111,9 +110,16 @@ def rewind(root: Path, point: ResumePoint) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()]
     kept = [r for r in rows if r["iteration"] <= point.iteration]
     write_text_atomic(root / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-    for folder in RECORD_DIRS:
+    for folder in record_folders():
         for path in (root / folder).glob("round-*.parquet"):
             match = ROUND_FILE.match(path.name)
             if match and int(match.group(1)) > point.iteration:
                 path.unlink()
     return kept
+
+
+def record_folders() -> list[str]:
+    """The folders of per-round records: every game's own, and `pairs/`."""
+    from games.base import registry
+
+    return sorted({folder for game in registry().values() for folder in game.folders} | {"pairs"})

@@ -11,14 +11,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from judge.verdict import SCORE_OF_WINNER, Verdict
-from league.adversarial import filter_failures
-from league.league import CURRENT, GameResult, League, LeagueSettings, RoundSummary, Snapshot
+from league.league import CURRENT, League, LeagueSettings, Snapshot
 from league.ratings import bradley_terry_with_intervals
-from league.records import games_table, pairs_from_games, write_table_atomic
-from league.refinement import refinement_records
+from league.records import write_table_atomic
 from league.roles import Role
-from league.skill import skill_records
 
 
 class LeagueService:
@@ -93,84 +89,20 @@ class LeagueService:
         rated = bradley_terry_with_intervals(self.league.results, self.rng, samples=samples)
         return {name: [r.rating, r.low, r.high] for name, r in rated.items()}
 
-    def record_failures(
-        self, round_: int, prompts: list[str], responses: list[str], scores: list[float], threshold: float
-    ) -> tuple[dict[str, int], pa.Table]:
-        """Adversarial filtering's records: `responses` and `scores` hold the samples of each
-        prompt in turn. Writes the failure set and its pairs; returns counts and the pairs."""
-        n = len(responses) // len(prompts)
-        grouped = [responses[i * n : (i + 1) * n] for i in range(len(prompts))]
-        marks = [scores[i * n : (i + 1) * n] for i in range(len(prompts))]
-        failures, pairs = filter_failures(round_, prompts, grouped, marks, threshold)
-        write_table_atomic(failures, self.run_dir / "failures" / f"round-{round_:05d}.parquet")
-        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}-adversarial.parquet")
-        return {"failures": failures.num_rows, "adversarial_prompts": len(prompts)}, pairs
+    def record(self, game: str, round_: int, agent: str, version: int, *played: Any) -> tuple[dict[str, Any], pa.Table]:
+        """One round of `game` played by `agent` at `version` (what its `play` sent, Ray having
+        resolved the references): its records and pairs written, its results rated and the
+        league saved. Returns the row's fields (with `summary` where results were rated) and the pairs."""
+        from games.base import pair_file, registry
 
-    def record_refinement(
-        self,
-        round_: int,
-        steps: list[tuple[list[str], list[str], list[str]]],
-        prompts: list[str],
-        verdicts: list[list[Verdict]],
-    ) -> tuple[dict[str, int], pa.Table]:
-        """Iterative refinement's records: `steps[k]` holds (originals, critiques, improved) of
-        step k+1 and `verdicts[k]` their judgements. Writes traces and pairs; returns counts and pairs."""
-        traces, pairs = [], []
-        for k, ((originals, critiques, improved), judged) in enumerate(zip(steps, verdicts, strict=True)):
-            t, p = refinement_records(round_, k + 1, prompts, originals, critiques, improved, judged)
-            traces.append(t)
-            pairs.append(p)
-        traces_table, pairs_table = pa.concat_tables(traces), pa.concat_tables(pairs)
-        write_table_atomic(traces_table, self.run_dir / "traces" / f"round-{round_:05d}.parquet")
-        write_table_atomic(pairs_table, self.run_dir / "pairs" / f"round-{round_:05d}-refinement.parquet")
-        better = sum(1 for w in traces_table.column("winner").to_pylist() if w == "improved")
-        return {"refinement_traces": traces_table.num_rows, "refinement_improved": better}, pairs_table
-
-    def record_skill(
-        self,
-        round_: int,
-        prompts: list[str],
-        matchups: list[tuple[str, str]],
-        responses: dict[str, list[str]],
-        verdicts: list[list[Verdict]],
-    ) -> tuple[dict[str, dict[str, float]], pa.Table]:
-        """Skill-conditioned games and pairs to disk; returns the win rate by skill pair and the pairs."""
-        games, pairs, rates = skill_records(round_, prompts, matchups, responses, verdicts)
-        write_table_atomic(games, self.run_dir / "skill_games" / f"round-{round_:05d}.parquet")
-        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}-skill.parquet")
-        return {"skill_win_rates": rates}, pairs
-
-    def record_round(
-        self,
-        round_: int,
-        version: int,
-        prompts: list[str],
-        opponents: list[str],
-        responses_a: list[str],
-        responses_b: list[str],
-        verdicts: list[Verdict],
-        judge: str,
-        play_seconds: float,
-        agent: str = CURRENT,
-        live_versions: dict[str, int] | None = None,
-        truncated: tuple[list[bool], list[bool]] | None = None,
-    ) -> tuple[RoundSummary, pa.Table]:
-        """Write the round of `agent` (played at `version`): its games and pairs, update ratings,
-        save the league; return the summary and the pairs. Opponents are snapshots or, with
-        league roles, learning agents, at the versions their generators served (`live_versions`).
-        `truncated` says which answers of each side were cut off at the token limit."""
-        live = {a: self.league.versions.get(a, 0) for a in self.league.agents} | (live_versions or {})
-        versions = {s.name: s.version for s in self.league.population} | live | {agent: version}
-        games = games_table(
-            round_, "head_to_head", (agent, version), [(o, versions[o]) for o in opponents],
-            prompts, responses_a, responses_b, verdicts, judge, play_seconds, truncated,
-        )
-        pairs = pairs_from_games(games)
-        suffix = "" if agent == CURRENT else f"-{agent}"
-        write_table_atomic(games, self.run_dir / "games" / f"round-{round_:05d}{suffix}.parquet")
-        write_table_atomic(pairs, self.run_dir / "pairs" / f"round-{round_:05d}{suffix}.parquet")
-        results = [GameResult(agent, o, SCORE_OF_WINNER[v.winner]) for o, v in zip(opponents, verdicts)]
-        self.league.record(results)
-        summary = self.league.close_round(results, version, agent)
-        self.league.save(self.state_path)
-        return summary, pairs
+        kind = registry()[game]
+        recorded = kind.record(round_, agent, version, *played)
+        for folder, table in recorded.tables.items():
+            write_table_atomic(table, self.run_dir / folder / pair_file(round_, agent, ""))
+        write_table_atomic(recorded.pairs, self.run_dir / "pairs" / pair_file(round_, agent, kind.tag))
+        fields = dict(recorded.fields)
+        if recorded.results:
+            self.league.record(recorded.results)
+            fields["summary"] = self.league.close_round(recorded.results, version, agent)
+            self.league.save(self.state_path)
+        return fields, recorded.pairs

@@ -1,0 +1,139 @@
+"""The turn-based environment interface, and its registry.
+
+An environment holds one episode of a game between two players (seats 0 and 1): `reset` with a
+seed, `turn` says whose move it is, `observation` is what that player sees (text the policy
+answers), `step` plays one action. An action the rules do not allow ends the episode at once
+and loses it for its player (the opponent wins); `reason` says why an episode ended. Rewards
+are +1 for a win, -1 for a loss and 0 for each player in a draw.
+
+Each game is one module in this folder: its options (a recipe section with a `name` default,
+filed with `@environment`) and a `make()` that builds a fresh environment. The fixed opponents
+of evaluation live here too: a random legal-move player and, where a game has one, `expert`.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+
+from cluster.section import RecipeSection
+
+WIN, LOSS, DRAW = 1.0, -1.0, 0.0
+
+
+class EnvError(ValueError):
+    """An environment asked for what it cannot do (an unknown game, a step after the end)."""
+
+
+class TurnEnv(Protocol):
+    """One episode of a two-player, turn-based game."""
+
+    def reset(self, seed: int) -> None: ...
+
+    @property
+    def turn(self) -> int:
+        """The seat to move: 0 or 1."""
+        ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def reason(self) -> str:
+        """Why the episode ended ('' while it runs): a win, a draw, an invalid move, the turn limit."""
+        ...
+
+    def observation(self, player: int) -> str: ...
+
+    def legal_actions(self) -> list[str]: ...
+
+    def step(self, action: str) -> bool:
+        """Play `action` for the player to move; False (and the episode over, lost) when not allowed."""
+        ...
+
+    def rewards(self) -> tuple[float, float]:
+        """Each seat's reward once the episode is over."""
+        ...
+
+    def expert(self) -> str | None:
+        """A perfect or heuristic move for the player to move, or None where the game has no expert."""
+        ...
+
+
+class EnvOptions(RecipeSection):
+    """An environment's recipe section; subclasses set `name` (a Literal default) and `make`."""
+
+    name: str
+    max_turns: int = 40
+
+    def make(self) -> TurnEnv:
+        raise NotImplementedError(f"environment {self.name!r} defines no make()")
+
+
+ENVIRONMENTS: dict[str, type[EnvOptions]] = {}
+E = TypeVar("E", bound=type[EnvOptions])
+
+
+def environment(options: E) -> E:
+    """Register an environment by its options model; its `name` field's default is the key."""
+    fields: dict[str, Any] = options.__pydantic_fields__
+    ENVIRONMENTS[fields["name"].default] = options
+    return options
+
+
+def environments() -> dict[str, type[EnvOptions]]:
+    """Every environment, after importing each module of this folder (a new game is one new file)."""
+    import envs
+
+    for module in pkgutil.iter_modules(envs.__path__):
+        importlib.import_module(f"envs.{module.name}")
+    return dict(ENVIRONMENTS)
+
+
+def env_options(section: dict[str, Any]) -> EnvOptions:
+    """A recipe's `env` section (`name` and the game's own options) as its options model."""
+    known = environments()
+    name = section.get("name")
+    if name not in known:
+        raise EnvError(f"unknown environment {name!r}; known: {', '.join(sorted(known))} (one file each in envs/)")
+    options = known[name]
+    try:
+        return options.model_validate(section)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = "".join(f"{part}: " for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise EnvError(f"env {name!r}: {where}{message}; its options are {', '.join(options.model_fields)}") from None
+
+
+class RandomPlayer:
+    """Plays a uniformly random legal move: the fixed opponent every game has."""
+
+    name: ClassVar[str] = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, env: TurnEnv) -> str:
+        legal = env.legal_actions()
+        return legal[int(self.rng.integers(len(legal)))]
+
+
+class ExpertPlayer:
+    """The game's own perfect or heuristic move (`TurnEnv.expert`)."""
+
+    name: ClassVar[str] = "expert"
+
+    def act(self, env: TurnEnv) -> str:
+        move = env.expert()
+        if move is None:
+            raise EnvError("this game has no expert player")
+        return move
+
+
+def outcome(rewards: tuple[float, float], seat: int) -> float:
+    """A seat's score in [0, 1]: 1 a win, 0.5 a draw, 0 a loss (what ratings are fitted on)."""
+    return (rewards[seat] + 1.0) / 2.0
