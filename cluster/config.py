@@ -342,6 +342,9 @@ class DPOConfig(_Section):
         None, ge=16, description="padded tokens per forward pass, gradients accumulated over them; none: the whole batch"
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass (less memory)")
+    baseline_decay: float = Field(
+        0.95, ge=0, lt=1, description="REINFORCE (multi_turn.objective: reinforce): decay of the reward baseline per game and seat"
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="forward passes under bf16 autocast (weights and optimizer stay fp32); auto: bf16 on a GPU "
         "that has it, fp32 elsewhere",

@@ -364,6 +364,7 @@ class Orchestrator:
             dpo_loss=_finite(stats["dpo_loss"]),
             nll=_finite(stats["nll"]),
             reward_accuracy=_finite(stats["reward_accuracy"]),
+            **({"pg_loss": _finite(stats["pg_loss"])} if "pg_loss" in stats else {}),  # REINFORCE on game moves
             version=self.version,
             seconds=time.perf_counter() - start,
         )

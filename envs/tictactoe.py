@@ -63,7 +63,7 @@ class TicTacToe:
 
     @property
     def turn(self) -> int:
-        return 9 - self.board.count(".") & 1
+        return (9 - self.board.count(".")) % 2  # moves made so far, x first
 
     @property
     def done(self) -> bool:

@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from cluster.section import RecipeSection
-from league.league import CURRENT, GameResult
+from league.league import CURRENT, GameResult, snapshot_name
+from league.ratings import wilson_interval
 from prompts.example import Example
 
 if TYPE_CHECKING:  # the driver's parts, only named here: a recipe is read without Ray or vLLM
@@ -130,6 +131,29 @@ def registry() -> dict[str, Game]:
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"games.{module.name}")
     return dict(GAMES)
+
+
+def settle(ctx: PlayContext, agent: Agent, fields: dict[str, Any]) -> dict[str, Any]:
+    """After a rated round (`fields` from the league actor, with its `summary`): the agent's
+    snapshot admitted if it earned it, and the row's rating fields (the whole league's ratings
+    once an iteration, in the current policy's row)."""
+    import ray
+
+    fields = dict(fields)
+    summary = fields.pop("summary")
+    admitted = None
+    if summary.admissible:
+        path = agent.learner.save_checkpoint.remote(str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version))))
+        admitted = ray.get(ctx.league.admit.remote(agent.version, path, agent.name)).name
+    low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
+    fields.update(
+        win_rate_vs_previous=summary.win_rate_vs_latest, win_rate_vs_previous_ci=[low, high] if summary.games_vs_latest else None,
+        elo=summary.elo, admitted=admitted,
+    )
+    if agent.name == CURRENT:
+        fields["elo_by_policy"] = ray.get(ctx.league.ratings.remote())
+        fields["bt_by_policy"] = ray.get(ctx.league.bradley_terry.remote(ctx.config.eval.bootstrap_samples))
+    return fields
 
 
 def pair_file(round_: int, agent: str, tag: str) -> str:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from games.base import Game, PlayContext, Played, Recorded, game
+from games.base import Game, PlayContext, Played, Recorded, game, settle
 from judge.verdict import SCORE_OF_WINNER, Verdict, truncation_loses
-from league.league import CURRENT, GameResult, RoundSummary, snapshot_name
-from league.ratings import wilson_interval
+from league.league import GameResult
 from league.records import games_table, pairs_from_games
 
 if TYPE_CHECKING:
@@ -52,24 +51,12 @@ class HeadToHead(Game):
             responses_a, responses_b, verdicts, ctx.judges.name(), seconds, (cut_a, cut_b),
         )
         fields = ray.get(recorded)
-        summary: RoundSummary = fields.pop("summary")
-        admitted = None
-        if summary.admissible:
-            path = agent.learner.save_checkpoint.remote(str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version))))
-            admitted = ray.get(ctx.league.admit.remote(agent.version, path, agent.name)).name
-        low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
-        if agent.name == CURRENT:  # the league's ratings once an iteration, in the current policy's row
-            fields["elo_by_policy"] = ray.get(ctx.league.ratings.remote())
-            fields["bt_by_policy"] = ray.get(ctx.league.bradley_terry.remote(ctx.config.eval.bootstrap_samples))
+        games = fields["summary"].games
         return Played({
-            "win_rate_vs_previous": summary.win_rate_vs_latest,
-            "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None,
-            "elo": summary.elo,
-            "games": summary.games,
-            "games_per_s": summary.games / seconds,
-            "admitted": admitted,
+            **settle(ctx, agent, fields),
+            "games": games,
+            "games_per_s": games / seconds,
             "truncated": sum(cut_a) + sum(cut_b),  # answers cut off at generator.max_new_tokens
-            **fields,
         }, pairs)
 
     @staticmethod

@@ -22,9 +22,9 @@ from pydantic import Field
 from cluster.section import RecipeSection
 from envs.base import EnvOptions, ExpertPlayer, RandomPlayer, outcome
 from envs.lockstep import Episode, Mover, play
-from games.base import Game, PlayContext, Played, Recorded, game
+from games.base import Game, PlayContext, Played, Recorded, game, settle
 from league.episodes import episode_tables, reinforce_samples, trajectory_pairs
-from league.league import GameResult, RoundSummary, snapshot_name
+from league.league import GameResult
 from league.ratings import wilson_interval
 from prompts.example import Example
 
@@ -79,17 +79,7 @@ class MultiTurn(Game):
         fields, pairs = ctx.league.record.options(num_returns=2).remote(
             self.name, round_, agent.name, agent.version, *as_records(round_, env.name, episodes), opts.objective
         )
-        fields = ray.get(fields)
-        summary: RoundSummary = fields.pop("summary")
-        admitted = None
-        if summary.admissible:
-            path = agent.learner.save_checkpoint.remote(str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version))))
-            admitted = ray.get(ctx.league.admit.remote(agent.version, path, agent.name)).name
-        low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
-        return Played({
-            **fields, "win_rate_vs_previous": summary.win_rate_vs_latest, "elo": summary.elo, "admitted": admitted,
-            "win_rate_vs_previous_ci": [low, high] if summary.games_vs_latest else None, "episodes_per_s": len(episodes) / seconds,
-        }, pairs)
+        return Played({**settle(ctx, agent, ray.get(fields)), "episodes_per_s": len(episodes) / seconds}, pairs)
 
     @staticmethod
     def record(round_: int, agent: str, version: int, episodes: list[dict[str, Any]], turns: list[dict[str, Any]],

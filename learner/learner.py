@@ -21,8 +21,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
-from learner.mixing import TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
+from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
+from learner.trajectories import RoleBaseline, gather_actions, reinforce_loss
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class DPOSettings:
     gradient_checkpointing: bool = False
     precision: str = "auto"  # auto, fp32 or bf16 (autocast of the forward passes)
     answer_end: str | None = None  # what ends an answer in training: a chat template's end of turn; None: EOS
+    baseline_decay: float = 0.95  # REINFORCE's moving-average baseline per game and seat (learner/trajectories.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Learner:
         self._sft_steps = 0
         self._external: pa.Table | None = None
         self._external_ratio = 0.0
+        self.baseline = RoleBaseline(dpo.baseline_decay)
         self.version = 0
         self.iterations = 0
         self._sender: Any = None  # a learner.weight_transfer.WeightSender while a transfer group is open
@@ -169,18 +172,43 @@ class Learner:
         return answers
 
     def train(self, *tables: pa.Table) -> dict[str, float]:
-        """One self-play iteration of DPO on the pairs of every table given (each mode's), each
-        with `prompt`, `chosen`, `rejected` columns.
+        """One self-play iteration on what every game gave (each table one game's): DPO on pairs
+        (`prompt`, `chosen`, `rejected`), DPO on episode pairs (`chosen_actions`, ...; see
+        league/episodes.py) and REINFORCE on moves with rewards (`action`, `reward`).
 
-        With no pairs (every game a tie) nothing changes and the version stays.
+        With nothing to learn from (every game a tie) nothing changes and the version stays.
         """
-        s = self.settings
         start = time.perf_counter()
-        pairs = pa.concat_tables([training_columns(t) for t in tables])
         stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}
+        flat = [training_columns(t) for t in tables if "chosen" in t.column_names]
+        pairs = pa.concat_tables(flat) if flat else training_columns(pa.table({c: pa.array([], pa.string()) for c in PREFERENCE_COLUMNS}))
         if self._external is not None:
             pairs = mix_preferences(pairs, self._external, self._external_ratio, self.rng)
-        n = pairs.num_rows
+        self._train_pairs(pairs, stats)
+        episode_pairs = [t for t in tables if "chosen_actions" in t.column_names]
+        moves = [t for t in tables if "reward" in t.column_names and "action" in t.column_names]
+        for table in episode_pairs:
+            self._in_batches(table.to_pylist(), self._trajectory_step, stats)
+        for table in moves:
+            rows = table.to_pylist()
+            for row, advantage in zip(rows, self._advantages(rows)):
+                row["advantage"] = advantage
+            self._in_batches(rows, self._reinforce_step, stats)
+        n = pairs.num_rows + sum(t.num_rows for t in episode_pairs + moves)
+        if n:
+            self.version += 1
+        self.iterations += 1
+        if self.settings.ref_refresh_every and self.iterations % self.settings.ref_refresh_every == 0:
+            self.refresh_reference()
+        summary = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
+        external = count_source(pairs, "external") if "source" in pairs.column_names else 0
+        summary.update(
+            pairs=float(n), external_pairs=float(external), steps=float(len(stats["loss"])), seconds=time.perf_counter() - start
+        )
+        return summary
+
+    def _train_pairs(self, pairs: pa.Table, stats: dict[str, list[float]]) -> None:
+        s, n = self.settings, pairs.num_rows
         if n:
             prompts, chosen, rejected = (pairs.column(c).to_pylist() for c in ("prompt", "chosen", "rejected"))
             ended = [not c for c in pairs.column(TRUNCATION_COLUMNS[0]).to_pylist()] + [
@@ -193,16 +221,66 @@ class Learner:
                                          [ended[i] for i in idx] + [ended[n + i] for i in idx])
                     for key, value in out.items():
                         stats[key].append(value)
-            self.version += 1
-        self.iterations += 1
-        if s.ref_refresh_every and self.iterations % s.ref_refresh_every == 0:
-            self.refresh_reference()
-        summary = {key: float(np.mean(v)) if v else float("nan") for key, v in stats.items()}
-        external = count_source(pairs, "external") if "source" in pairs.column_names else 0
-        summary.update(
-            pairs=float(n), external_pairs=float(external), steps=float(len(stats["loss"])), seconds=time.perf_counter() - start
-        )
-        return summary
+
+    def _in_batches(self, rows: list[dict[str, Any]], step: Callable[[list[dict[str, Any]]], dict[str, float]],
+                    stats: dict[str, list[float]]) -> None:
+        """`epochs` passes over `rows` in shuffled batches of `batch_size`, one optimizer step each."""
+        for _ in range(self.settings.epochs if rows else 0):
+            order = self.rng.permutation(len(rows))
+            for begin in range(0, len(rows), self.settings.batch_size):
+                for key, value in step([rows[i] for i in order[begin : begin + self.settings.batch_size]]).items():
+                    stats.setdefault(key, []).append(value)
+
+    def _advantages(self, moves: list[dict[str, Any]]) -> list[float]:
+        """Each move's advantage: its episode's, the baseline read and updated once per episode and seat, in order."""
+        seen: dict[tuple[str, int], float] = {}
+        for m in moves:
+            key = (m["episode_id"], m["seat"])
+            if key not in seen:
+                seen[key] = self.baseline.advantage(m["game"], m["seat"], m["reward"])
+        return [seen[(m["episode_id"], m["seat"])] for m in moves]
+
+    def _moves_logps(self, prompts: list[str], actions: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token log-probabilities of each move's action under the policy and the reference, and the mask."""
+        batch = encode_pairs(self.tokenizer, prompts, actions, self.settings.answer_end)
+        with self.autocast():
+            per_token, mask = token_logps(self.policy, batch)
+            with torch.no_grad():
+                ref = token_logps(self.reference, batch)[0]
+        return per_token, ref, mask
+
+    def _trajectory_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """One DPO step on episode pairs: each side's log-probability is the sum over its action tokens."""
+        k = len(rows)
+        prompts, actions, owners = [], [], []
+        for side, offset in (("chosen", 0), ("rejected", k)):
+            for i, r in enumerate(rows):
+                prompts += r[f"{side}_prompts"]
+                actions += r[f"{side}_actions"]
+                owners += [offset + i] * len(r[f"{side}_actions"])
+        self.optimizer.zero_grad(set_to_none=True)
+        per_token, ref, mask = self._moves_logps(prompts, actions)
+        tokens, keep = gather_actions(per_token, mask, owners, 2 * k)
+        ref_sums = gather_actions(ref, mask, owners, 2 * k)[0].sum(-1)
+        out = dpo_loss(tokens[:k], tokens[k:], keep[:k], ref_sums[:k], ref_sums[k:], self.settings.beta, self.settings.nll_weight)
+        out.loss.backward()
+        self._step()
+        return {"loss": out.loss.item(), "dpo_loss": out.dpo.item(), "nll": out.nll.item(),
+                "reward_accuracy": out.reward_accuracy, "reward_margin": out.reward_margin}
+
+    def _reinforce_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """One REINFORCE step on moves that carry their advantage."""
+        self.optimizer.zero_grad(set_to_none=True)
+        per_token, _, mask = self._moves_logps([r["prompt"] for r in rows], [r["action"] for r in rows])
+        advantages = torch.tensor([r["advantage"] for r in rows], dtype=per_token.dtype, device=per_token.device)
+        loss = reinforce_loss(per_token, mask, advantages)
+        loss.backward()
+        self._step()
+        return {"loss": loss.item(), "pg_loss": loss.item(), "mean_advantage": float(advantages.mean())}
+
+    def _step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
 
     def _dpo_step(self, prompts: list[str], chosen: list[str], rejected: list[str], ended: list[bool]) -> dict[str, float]:
         """One optimizer step on the batch, its gradients accumulated over micro-batches of at most
@@ -232,8 +310,7 @@ class Learner:
             totals["nll"] += out.nll.item()
             totals["reward_accuracy"] += out.reward_accuracy * m / k
             totals["reward_margin"] += out.reward_margin * m / k
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
-        self.optimizer.step()
+        self._step()
         return totals
 
     def _micro_batches(self, lengths: list[int], k: int) -> list[list[int]]:
@@ -298,7 +375,8 @@ class Learner:
             self.tokenizer.save_pretrained(tmp / "policy")
             torch.save(self.reference.state_dict(), tmp / "reference.pt")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            counters = {"version": self.version, "iterations": self.iterations, "rng": self.rng.bit_generator.state}
+            counters = {"version": self.version, "iterations": self.iterations, "rng": self.rng.bit_generator.state,
+                        "baseline": self.baseline.values}
             (tmp / "learner.json").write_text(json.dumps(counters))
 
         return str(replace_dir_atomically(Path(path), write))
@@ -312,6 +390,7 @@ class Learner:
         counters = json.loads((path / "learner.json").read_text())
         self.version, self.iterations = counters["version"], counters["iterations"]
         self.rng.bit_generator.state = counters["rng"]
+        self.baseline = RoleBaseline(self.settings.baseline_decay, counters.get("baseline"))
         return self.version
 
 

@@ -53,19 +53,15 @@ class GameTask:
         self.seed = seed
 
     def position(self, seed: int) -> Example:
-        """The position after a random number of random legal moves from the start of `seed`,
-        with a random legal move as its reference answer."""
+        """One position, drawn uniformly from a random legal game from the start of `seed` (so
+        openings and endings are as common as in play), with a random legal move as its answer."""
         env, player = self.env.make(), RandomPlayer(seed)
         env.reset(seed)
-        moves = int(np.random.default_rng(seed).integers(0, self.env.max_turns))
-        for _ in range(moves):
-            before = env.observation(env.turn), env.legal_actions()
+        seen = []
+        while not env.done:
+            seen.append((env.observation(env.turn), env.legal_actions()))
             env.step(player.act(env))
-            if env.done:  # the last position before the end
-                observation, legal = before
-                break
-        else:
-            observation, legal = env.observation(env.turn), env.legal_actions()
+        observation, legal = seen[int(player.rng.integers(len(seen)))]
         answer = legal[int(player.rng.integers(len(legal)))]
         return Example(observation, answer, id=f"{self.env.name}-{seed}", fields={"legal": legal})
 

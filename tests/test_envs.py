@@ -1,0 +1,121 @@
+"""Turn-based environments played to the end with scripted moves, invalid moves included, and
+many episodes in lockstep with scripted players."""
+import pytest
+
+from envs.base import DRAW, LOSS, WIN, EnvError, ExpertPlayer, RandomPlayer, env_options, environments, outcome
+from envs.lockstep import Episode, play
+
+
+def nim(**options):
+    env = env_options({"name": "nim", **options}).make()
+    return env
+
+
+def test_nim_one_heap_to_the_last_stone() -> None:
+    env = nim(low=7, high=7)
+    env.reset(0)
+    assert env.observation(0) == "N7>" and env.turn == 0 and sorted(env.legal_actions()) == ["1", "2", "3"]
+    for action, turn in (("3", 0), ("3", 1)):
+        assert env.turn == turn and env.step(action)
+    assert env.observation(0) == "N1>" and env.legal_actions() == ["1"]
+    assert env.step(" 1 ") and env.done  # whitespace around an action is no fault
+    assert env.rewards() == (WIN, LOSS) and env.reason == "player 0 took the last stone"
+    with pytest.raises(EnvError, match="over"):
+        env.step("1")
+
+
+@pytest.mark.parametrize("bad", ["4", "0", "x", "", "12"])
+def test_an_invalid_nim_move_loses_at_once(bad: str) -> None:
+    env = nim(low=9, high=9)
+    env.reset(3)
+    assert env.step("1") and env.turn == 1
+    assert not env.step(bad)
+    assert env.done and env.rewards() == (WIN, LOSS) and "invalid move" in env.reason and "player 1" in env.reason
+
+
+def test_nim_several_heaps_and_the_turn_limit() -> None:
+    env = nim(heaps=3, low=1, high=3, max_turns=2)
+    env.reset(5)
+    heaps = env.stones.copy()
+    assert env.observation(1) == "N" + " ".join(map(str, heaps)) + ">"
+    assert env.step(f"1{heaps[0]}") and env.stones[0] == 0
+    assert not env.done and env.step(f"2{heaps[1]}")
+    assert env.done and env.reason == "turn limit" and env.rewards() == (DRAW, DRAW)
+    env.reset(5)
+    assert not env.step("41")  # no fourth heap
+
+
+def test_tictactoe_win_draw_and_an_occupied_cell() -> None:
+    env = env_options({"name": "tictactoe"}).make()
+    env.reset(0)
+    assert env.observation(0) == "T.........x>"
+    for cell in "14253":  # x: 1, 2, 3; o: 4, 5
+        assert env.step(cell)
+    assert env.done and env.rewards() == (WIN, LOSS) and env.reason == "player 0 made three in a row"
+    env.reset(0)
+    for cell in "123546879":  # x o x / x o o / o x x: a full board, no line
+        assert env.step(cell)
+    assert env.done and env.rewards() == (DRAW, DRAW) and env.reason == "board full"
+    env.reset(0)
+    assert env.step("5") and env.observation(1) == "T....x....o>"
+    assert not env.step("5") and env.rewards() == (WIN, LOSS)
+
+
+def test_the_experts_never_lose_to_random_play() -> None:
+    for spec in ({"name": "tictactoe"},):  # the empty board: a draw with perfect play, so the expert never loses
+        options = env_options(spec)
+        for seed in range(30):
+            for expert_seat in (0, 1):
+                assert outcome(expert_against_random(options, seed, expert_seat), expert_seat) >= 0.5, (spec, seed)
+
+
+def test_the_nim_expert_wins_every_start_that_is_won_for_its_seat() -> None:
+    options = env_options({"name": "nim", "heaps": 2, "low": 1, "high": 6})
+    for seed in range(40):
+        env = options.make()
+        env.reset(seed)
+        first_wins = (env.stones[0] % 4) ^ (env.stones[1] % 4) != 0  # Sprague-Grundy values, max_take 3
+        seat = 0 if first_wins else 1
+        assert expert_against_random(options, seed, seat)[seat] == WIN, seed
+
+
+def expert_against_random(options, seed: int, expert_seat: int) -> tuple[float, float]:
+    env = options.make()
+    env.reset(seed)
+    random = RandomPlayer(seed)
+    while not env.done:
+        env.step(ExpertPlayer().act(env) if env.turn == expert_seat else random.act(env))
+    return env.rewards()
+
+
+def test_every_environment_is_registered_and_unknown_ones_are_refused() -> None:
+    assert {"nim", "tictactoe"} <= set(environments())
+    with pytest.raises(EnvError, match="unknown environment 'chess'; known: nim, tictactoe"):
+        env_options({"name": "chess"})
+    with pytest.raises(EnvError, match="env 'nim': heapz: Extra inputs"):
+        env_options({"name": "nim", "heapz": 2})
+
+
+def test_lockstep_asks_each_player_once_per_turn_for_every_episode_it_moves_in() -> None:
+    options = env_options({"name": "nim", "low": 6, "high": 6})
+    calls: list[tuple[str, int]] = []
+
+    def scripted(name: str, action: str):
+        def ask(envs, prompts, seeds):
+            calls.append((name, len(envs)))
+            assert prompts == [f"<{e.observation(e.turn)}>" for e in envs] and len(seeds) == len(envs)
+            return lambda: [action] * len(envs)
+        return ask
+
+    episodes = []
+    for i, seats in enumerate([("a", "b"), ("b", "a"), ("a", "b")]):
+        env = options.make()
+        env.reset(i)
+        episodes.append(Episode(f"e{i}", i, seats, (0, 0), env))
+    play(episodes, {"a": scripted("a", "2"), "b": scripted("b", "1")}, lambda o: f"<{o}>", lambda n: list(range(n)))
+    # 6 stones: a takes 2 and b takes 1 in turn; whoever opens takes the last stone on turn 4 (2+1+2+1)
+    for e in episodes:
+        assert [t.seat for t in e.turns] == [0, 1, 0, 1] and [t.player for t in e.turns] == [e.players[t.seat] for t in e.turns]
+        assert e.env.rewards() == (LOSS, WIN) and all(t.valid for t in e.turns)
+    # each turn: one call per player, covering every episode where it is that player's move
+    assert calls == [("a", 2), ("b", 1), ("b", 2), ("a", 1)] * 2

@@ -1,0 +1,176 @@
+"""Learning from multi-turn episodes: the records, episode pairs whose masks cover one player's
+actions only, REINFORCE's role baseline and loss against hand-computed values, both objectives
+in the learner, and a run of the multi_turn game through `selfplay run` on real actors."""
+import math
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import read_metrics
+
+from cluster.config import ConfigError, parse_config
+from envs.base import env_options
+from envs.lockstep import Episode, play
+from games.multi_turn import MultiTurn, as_records
+from learner.learner import DPOSettings, Learner
+from learner.sequences import encode_pairs, token_logps
+from learner.tiny_model import build_tokenizer
+from learner.trajectories import RoleBaseline, gather_actions, reinforce_loss
+
+
+def scripted_episodes() -> list[Episode]:
+    """Nim from 5 stones, `me` against `op`, each taking the same number every move: seed 1 twice
+    with `me` first (e0: 5-4-3-2-1-0, a win; e1: 5-3-1 and then 2, an invalid move, a loss),
+    seed 1 with `me` second (e2: 5-3-0, a win), seed 2 with `me` first (e3: a win)."""
+    options = env_options({"name": "nim", "low": 5, "high": 5})
+    scripts = {"e0": ("1", "1"), "e1": ("2", "2"), "e2": ("3", "2"), "e3": ("1", "1")}  # (me, op): takes per move
+    seats = {"e0": ("me", "op"), "e1": ("me", "op"), "e2": ("op", "me"), "e3": ("me", "op")}
+    seeds = {"e0": 1, "e1": 1, "e2": 1, "e3": 2}
+    episodes = []
+    for eid in scripts:
+        env = options.make()
+        env.reset(seeds[eid])
+        episodes.append(Episode(eid, seeds[eid], seats[eid], (3, 1), env))
+
+    def mover(name: str):
+        def ask(envs, prompts, seeds_):
+            ids = [next(e.id for e in episodes if e.env is env) for env in envs]
+            return lambda: [scripts[i][0 if name == "me" else 1] for i in ids]
+        return ask
+
+    play(episodes, {"me": mover("me"), "op": mover("op")}, lambda o: f"({o})", lambda n: [0] * n)
+    return episodes
+
+
+def test_episode_and_turn_records_agree_with_the_games_played() -> None:
+    episodes = scripted_episodes()
+    winners = {e.id: e.env.rewards() for e in episodes}
+    rows, turns, moves = as_records(7, "nim", episodes)
+    recorded = MultiTurn.record(7, "me", 3, rows, turns, moves, "dpo")
+    episode_table, turn_table = recorded.tables["episodes"], recorded.tables["turns"]
+    assert episode_table.num_rows == 4 and turn_table.num_rows == sum(len(e.turns) for e in episodes)
+    by_id = {r["episode_id"]: r for r in episode_table.to_pylist()}
+    for e in episodes:
+        r = by_id[e.id]
+        assert (r["reward_0"], r["reward_1"]) == winners[e.id] and r["turns"] == len(e.turns)
+        assert (r["player_0"], r["player_1"]) == e.players and r["round"] == 7 and r["reason"] == e.env.reason
+    assert Counter(t["episode_id"] for t in turn_table.to_pylist()) == {e.id: len(e.turns) for e in episodes}
+    me_scores = [(1 + (r["reward_0"] if r["player_0"] == "me" else r["reward_1"])) / 2 for r in by_id.values()]
+    assert sorted(g.score_a for g in recorded.results) == sorted(me_scores) == [0.0, 1.0, 1.0, 1.0]
+    assert {(g.policy_a, g.policy_b) for g in recorded.results} == {("me", "op")}
+    assert recorded.fields["episodes"] == 4 and recorded.fields["invalid_moves"] == 1
+
+
+def test_episode_pairs_take_one_seed_and_seat_and_cover_one_players_actions_only() -> None:
+    episodes = scripted_episodes()
+    rows, turns, moves = as_records(1, "nim", episodes)
+    outcome = {r["episode_id"]: r["winner"] for r in rows}
+    pairs = MultiTurn.record(1, "me", 3, rows, turns, moves, "dpo").pairs.to_pylist()
+    for p in pairs:
+        assert outcome[p["chosen_episode"]] == p["seat"] != outcome[p["rejected_episode"]]
+        chosen = next(e for e in episodes if e.id == p["chosen_episode"])
+        assert p["chosen_actions"] == [t.action for t in chosen.turns if t.player == "me"]
+        assert p["chosen_prompts"] == [f"({t.observation})" for t in chosen.turns if t.player == "me"]
+    # only seed 1 with `me` first has both a won and a lost episode
+    assert [(p["seed"], p["seat"]) for p in pairs] == [(1, 0)]
+
+    tokenizer = build_tokenizer()
+    pair = pairs[0]
+    prompts = pair["chosen_prompts"] + pair["rejected_prompts"]
+    actions = pair["chosen_actions"] + pair["rejected_actions"]
+    owners = [0] * len(pair["chosen_actions"]) + [1] * len(pair["rejected_actions"])
+    batch = encode_pairs(tokenizer, prompts, actions)
+    ids = batch["input_ids"][:, 1:].float()  # "log-probabilities" that are the token ids, to see what is gathered
+    rows_, keep = gather_actions(ids, batch["completion_mask"][:, 1:], owners, 2)
+    eos = tokenizer.eos_token_id
+    for side, acts in enumerate((pair["chosen_actions"], pair["rejected_actions"])):
+        expected = [i for a in acts for i in tokenizer(a, add_special_tokens=False)["input_ids"] + [eos]]
+        assert rows_[side][keep[side].bool()].long().tolist() == expected  # every action token and its end, nothing else
+
+
+def test_the_role_baseline_is_read_before_it_is_updated() -> None:
+    baseline = RoleBaseline(0.95)
+    assert baseline.advantage("nim", 0, 1.0) == 1.0  # b was 0; now 0.05
+    assert math.isclose(baseline.advantage("nim", 0, -1.0), -1.05)  # b was 0.05; now 0.0475 - 0.05 = -0.0025
+    assert math.isclose(baseline.advantage("nim", 0, 1.0), 1.0025)
+    assert baseline.advantage("nim", 1, 1.0) == 1.0  # each seat has its own
+    assert math.isclose(baseline.values["nim/0"], 0.95 * -0.0025 + 0.05)
+    with pytest.raises(ValueError, match="decay"):
+        RoleBaseline(1.0)
+
+
+def test_reinforce_loss_by_hand() -> None:
+    logps = torch.tensor([[-1.0, -2.0], [-0.5, -9.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    loss = reinforce_loss(logps, mask, torch.tensor([2.0, -1.0]))
+    assert math.isclose(loss.item(), -(2 * -3.0 + -1 * -0.5) / 2)  # 2.75
+
+
+def move_logp(learner: Learner, prompts: list[str], actions: list[str]) -> float:
+    with torch.no_grad():
+        per_token, _ = token_logps(learner.policy, encode_pairs(learner.tokenizer, prompts, actions))
+    return per_token.sum().item()
+
+
+def test_both_objectives_move_the_policy_the_right_way(tiny_model: Path) -> None:
+    settings = DPOSettings(batch_size=8, epochs=3, learning_rate=5e-3, ref_refresh_every=0, nll_weight=0.0)
+    episodes = scripted_episodes()
+    rows, turns, moves = as_records(1, "nim", episodes)
+    pairs = MultiTurn.record(1, "me", 3, rows, turns, moves, "dpo").pairs
+    learner = Learner(tiny_model, settings)
+    p = pairs.to_pylist()[0]
+    before = move_logp(learner, p["chosen_prompts"], p["chosen_actions"]) - move_logp(learner, p["rejected_prompts"], p["rejected_actions"])
+    stats = learner.train(pairs)
+    after = move_logp(learner, p["chosen_prompts"], p["chosen_actions"]) - move_logp(learner, p["rejected_prompts"], p["rejected_actions"])
+    assert stats["pairs"] == 1 and learner.version == 1 and after > before
+
+    samples = MultiTurn.record(1, "me", 3, rows, turns, moves, "reinforce").pairs
+    assert samples.num_rows == sum(1 for t in turns if t["player"] == "me")
+    learner = Learner(tiny_model, settings)
+    won = [s for s in samples.to_pylist() if s["reward"] > 0][0]
+    before = move_logp(learner, [won["prompt"]], [won["action"]])
+    stats = learner.train(samples)
+    assert learner.version == 1 and math.isfinite(stats["pg_loss"])
+    assert move_logp(learner, [won["prompt"]], [won["action"]]) > before
+    assert set(learner.baseline.values) == {"nim/0", "nim/1"}  # one baseline per seat, kept in the learner's state
+
+
+def test_multi_turn_needs_a_game_task() -> None:
+    with pytest.raises(ConfigError, match="set task.kind: game"):
+        parse_config({"self_play": {"modes": ["multi_turn"]}})
+
+
+def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path / "run"
+    recipe = {
+        "run_dir": str(run_dir),
+        "task": {"kind": "game", "env": {"name": "nim", "low": 5, "high": 12}, "held_out_size": 16},
+        "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
+        "sft": {"steps": 60, "stop_at_accuracy": None},
+        "generator": {"max_new_tokens": 3},
+        "self_play": {"modes": ["multi_turn"], "iterations": 2},
+        "multi_turn": {"seeds": 6, "episodes_per_seed": 2, "eval_episodes": 8},
+        "eval": {"diversity_prompts": 4, "diversity_samples": 2, "min_distinct_2": 0.0},
+    }
+    run_self_play(parse_config(recipe), show_progress=False)
+    first, *rows = read_metrics(run_dir)
+    assert 0 <= first["win_rate_vs_random"] <= 1 and len(first["win_rate_vs_expert_ci"]) == 2
+    episodes = pq.read_table(run_dir / "episodes").to_pylist()
+    turns = pq.read_table(run_dir / "turns").to_pylist()
+    assert len(episodes) == sum(r["episodes"] for r in rows) == 2 * 6 * 2 * 2
+    assert Counter(t["episode_id"] for t in turns) == {e["episode_id"]: e["turns"] for e in episodes}
+    seats = Counter((e["round"], e["seed"], e["player_0"] == "current") for e in episodes)
+    assert set(seats.values()) == {2} and len(seats) == 2 * 6 * 2  # every seed played twice in each seat
+    assert all(r["pairs"] == pq.read_table(run_dir / "pairs" / f"round-{r['iteration']:05d}-multi_turn.parquet").num_rows for r in rows)
+    league = parse_league(run_dir)
+    assert "v0" in league and all("win_rate_vs_random_ci" in r for r in rows)
+
+
+def parse_league(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "league.json").read_text())["ratings"]
