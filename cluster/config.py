@@ -345,6 +345,7 @@ class DPOConfig(_Section):
     baseline_decay: float = Field(
         0.95, ge=0, lt=1, description="REINFORCE (multi_turn.objective: reinforce): decay of the reward baseline per game and seat"
     )
+    kl_weight: float = Field(0.0, ge=0, description="REINFORCE: weight of the KL to the reference (k3 estimate, per action token)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="forward passes under bf16 autocast (weights and optimizer stay fp32); auto: bf16 on a GPU "
         "that has it, fp32 elsewhere",

@@ -2,8 +2,9 @@
 
 An environment holds one episode of a game between two players (seats 0 and 1): `reset` with a
 seed, `turn` says whose move it is, `observation` is what that player sees (text the policy
-answers), `step` plays one action. An action the rules do not allow ends the episode at once
-and loses it for its player (the opponent wins); `reason` says why an episode ended. Rewards
+answers), `step` plays one action. In the built-in games an action the rules do not allow ends
+the episode at once and loses it for its player (the opponent wins); TextArena's games follow
+their own rules (a retry, then the loss). `reason` says why an episode ended. Rewards
 are +1 for a win, -1 for a loss and 0 for each player in a draw.
 
 Each game is one module in this folder: its options (a recipe section with a `name` default,
@@ -63,11 +64,43 @@ class TurnEnv(Protocol):
         ...
 
 
+class Ending:
+    """What every environment keeps of an episode's end: why it ended ('' while it runs) and
+    each seat's reward. `_begin` at reset; `_end` with the winning seat (None: a draw)."""
+
+    _reason: str = ""
+    _rewards: tuple[float, float] = (DRAW, DRAW)
+
+    def _begin(self) -> None:
+        self._reason, self._rewards = "", (DRAW, DRAW)
+
+    def _end(self, winner: int | None, reason: str) -> None:
+        self._reason = reason
+        self._rewards = (DRAW, DRAW) if winner is None else ((WIN, LOSS) if winner == 0 else (LOSS, WIN))
+
+    @property
+    def done(self) -> bool:
+        return bool(self._reason)
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    def rewards(self) -> tuple[float, float]:
+        return self._rewards
+
+
 class EnvOptions(RecipeSection):
     """An environment's recipe section; subclasses set `name` (a Literal default) and `make`."""
 
     name: str
     max_turns: int = 40
+    has_expert: ClassVar[bool] = True  # False where the game has no expert: its `expert()` is always None
+
+    @property
+    def label(self) -> str:
+        """The game's name in records (episodes' `game`, the REINFORCE baseline's key)."""
+        return self.name
 
     def make(self) -> TurnEnv:
         raise NotImplementedError(f"environment {self.name!r} defines no make()")

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from envs.base import DRAW, LOSS, WIN, EnvError, EnvOptions, environment
+from envs.base import Ending, EnvError, EnvOptions, environment
 
 
 @environment
@@ -36,29 +36,21 @@ class NimOptions(EnvOptions):
         return Nim(self)
 
 
-class Nim:
+class Nim(Ending):
     def __init__(self, options: NimOptions) -> None:
         self.options = options
         self.stones: list[int] = []
-        self._turn, self._reason, self._rewards = 0, "", (DRAW, DRAW)
-        self.turns = 0
+        self._turn, self.turns = 0, 0
 
     def reset(self, seed: int) -> None:
         o = self.options
         self.stones = [int(n) for n in np.random.default_rng(seed).integers(o.low, o.high + 1, size=o.heaps)]
-        self._turn, self._reason, self._rewards, self.turns = 0, "", (DRAW, DRAW), 0
+        self._turn, self.turns = 0, 0
+        self._begin()
 
     @property
     def turn(self) -> int:
         return self._turn
-
-    @property
-    def done(self) -> bool:
-        return bool(self._reason)
-
-    @property
-    def reason(self) -> str:
-        return self._reason
 
     def observation(self, player: int) -> str:
         return "N" + " ".join(str(n) for n in self.stones) + ">"
@@ -96,13 +88,6 @@ class Nim:
         if not 0 <= heap < len(self.stones) or not 1 <= take <= min(self.stones[heap], self.options.max_take):
             return None
         return heap, take
-
-    def _end(self, winner: int | None, reason: str) -> None:
-        self._reason = reason
-        self._rewards = (DRAW, DRAW) if winner is None else ((WIN, LOSS) if winner == 0 else (LOSS, WIN))
-
-    def rewards(self) -> tuple[float, float]:
-        return self._rewards
 
     def expert(self) -> str:
         period = self.options.max_take + 1

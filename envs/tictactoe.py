@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from envs.base import DRAW, LOSS, WIN, EnvError, EnvOptions, environment
+from envs.base import Ending, EnvError, EnvOptions, environment
 
 LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 MARKS = "xo"
@@ -47,14 +47,14 @@ def value(board: str, mark: str) -> int:
     return max(-value(board[:i] + mark + board[i + 1 :], other) for i in empty)
 
 
-class TicTacToe:
+class TicTacToe(Ending):
     def __init__(self, options: TicTacToeOptions) -> None:
         self.options = options
         self.board = "." * 9
-        self._reason, self._rewards = "", (DRAW, DRAW)
 
     def reset(self, seed: int) -> None:
-        self.board, self._reason, self._rewards = "." * 9, "", (DRAW, DRAW)
+        self.board = "." * 9
+        self._begin()
         rng = np.random.default_rng(seed)
         for _ in range(seed % (self.options.random_opening + 1)):
             self.step(self.legal_actions()[int(rng.integers(len(self.legal_actions())))])
@@ -64,14 +64,6 @@ class TicTacToe:
     @property
     def turn(self) -> int:
         return (9 - self.board.count(".")) % 2  # moves made so far, x first
-
-    @property
-    def done(self) -> bool:
-        return bool(self._reason)
-
-    @property
-    def reason(self) -> str:
-        return self._reason
 
     def observation(self, player: int) -> str:
         return f"T{self.board}{MARKS[self.turn]}>"
@@ -93,13 +85,6 @@ class TicTacToe:
         elif "." not in self.board:
             self._end(None, "board full")
         return True
-
-    def _end(self, winner: int | None, reason: str) -> None:
-        self._reason = reason
-        self._rewards = (DRAW, DRAW) if winner is None else ((WIN, LOSS) if winner == 0 else (LOSS, WIN))
-
-    def rewards(self) -> tuple[float, float]:
-        return self._rewards
 
     def expert(self) -> str:
         mark, other = MARKS[self.turn], MARKS[1 - self.turn]

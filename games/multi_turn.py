@@ -56,8 +56,11 @@ class MultiTurn(Game):
         if config.task.kind != "game":
             raise ValueError(
                 f"self_play.modes multi_turn plays a turn-based game, and task kind {config.task.kind!r} is not one: "
-                "set task.kind: game and task.env (name: nim, tictactoe, ...)"
+                "set task.kind: game and task.env (name: nim, tictactoe, textarena, ...)"
             )
+        env = config.task.environment()
+        if "expert" in config.multi_turn.eval_opponents and not env.has_expert:
+            raise ValueError(f"game {env.label} has no expert player: set multi_turn.eval_opponents to [random]")
 
     def play(self, ctx: PlayContext, agent: Agent, round_: int, size: int | None = None) -> Played:
         import ray
@@ -77,7 +80,7 @@ class MultiTurn(Game):
         play(episodes, policy_movers(ctx, {agent.name, *opponents}, ctx.sampling), lambda o: ctx.render(Example(o)), ctx.seeds)
         seconds = time.perf_counter() - start
         fields, pairs = ctx.league.record.options(num_returns=2).remote(
-            self.name, round_, agent.name, agent.version, *as_records(round_, env.name, episodes), opts.objective
+            self.name, round_, agent.name, agent.version, *as_records(round_, env.label, episodes), opts.objective
         )
         return Played({**settle(ctx, agent, ray.get(fields)), "episodes_per_s": len(episodes) / seconds}, pairs)
 

@@ -23,7 +23,7 @@ from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
-from learner.trajectories import RoleBaseline, gather_actions, reinforce_loss
+from learner.trajectories import RoleBaseline, gather_actions, kl_to_reference, reinforce_loss
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class DPOSettings:
     precision: str = "auto"  # auto, fp32 or bf16 (autocast of the forward passes)
     answer_end: str | None = None  # what ends an answer in training: a chat template's end of turn; None: EOS
     baseline_decay: float = 0.95  # REINFORCE's moving-average baseline per game and seat (learner/trajectories.py)
+    kl_weight: float = 0.0  # REINFORCE: weight of the KL to the reference on the action tokens
 
 
 @dataclass(frozen=True)
@@ -271,12 +272,14 @@ class Learner:
     def _reinforce_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
         """One REINFORCE step on moves that carry their advantage."""
         self.optimizer.zero_grad(set_to_none=True)
-        per_token, _, mask = self._moves_logps([r["prompt"] for r in rows], [r["action"] for r in rows])
+        per_token, ref, mask = self._moves_logps([r["prompt"] for r in rows], [r["action"] for r in rows])
         advantages = torch.tensor([r["advantage"] for r in rows], dtype=per_token.dtype, device=per_token.device)
-        loss = reinforce_loss(per_token, mask, advantages)
+        pg = reinforce_loss(per_token, mask, advantages)
+        kl = kl_to_reference(per_token, ref, mask)
+        loss = pg + self.settings.kl_weight * kl if self.settings.kl_weight else pg
         loss.backward()
         self._step()
-        return {"loss": loss.item(), "pg_loss": loss.item(), "mean_advantage": float(advantages.mean())}
+        return {"loss": loss.item(), "pg_loss": pg.item(), "kl": kl.item(), "mean_advantage": float(advantages.mean())}
 
     def _step(self) -> None:
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)

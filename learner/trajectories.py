@@ -44,8 +44,14 @@ class RoleBaseline:
         return reward - before
 
 
-def reinforce_loss(token_logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor, batch_moves: int | None = None) -> torch.Tensor:
-    """-mean over moves of advantage x the move's summed action-token log-probability (for a
-    micro-batch, `batch_moves` is the whole batch's count, so the parts add up to the whole)."""
+def reinforce_loss(token_logps: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """-mean over moves of advantage x the move's summed action-token log-probability."""
     per_move = (token_logps * mask).sum(-1)
-    return -(advantages * per_move).sum() / (batch_moves or per_move.numel())
+    return -(advantages * per_move).mean()
+
+
+def kl_to_reference(token_logps: torch.Tensor, ref_token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over action tokens of the k3 estimate of KL(policy || reference),
+    exp(r) - r - 1 with r = ref - policy log-probability: never negative, zero where they agree."""
+    r = (ref_token_logps - token_logps) * mask
+    return ((torch.exp(r) - r - 1) * mask).sum() / mask.sum().clamp(min=1)

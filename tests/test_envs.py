@@ -89,8 +89,8 @@ def expert_against_random(options, seed: int, expert_seat: int) -> tuple[float, 
 
 
 def test_every_environment_is_registered_and_unknown_ones_are_refused() -> None:
-    assert {"nim", "tictactoe"} <= set(environments())
-    with pytest.raises(EnvError, match="unknown environment 'chess'; known: nim, tictactoe"):
+    assert {"nim", "tictactoe", "textarena"} <= set(environments())
+    with pytest.raises(EnvError, match="unknown environment 'chess'; known: nim, textarena, tictactoe"):
         env_options({"name": "chess"})
     with pytest.raises(EnvError, match="env 'nim': heapz: Extra inputs"):
         env_options({"name": "nim", "heapz": 2})

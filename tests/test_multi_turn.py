@@ -17,7 +17,7 @@ from games.multi_turn import MultiTurn, as_records
 from learner.learner import DPOSettings, Learner
 from learner.sequences import encode_pairs, token_logps
 from learner.tiny_model import build_tokenizer
-from learner.trajectories import RoleBaseline, gather_actions, reinforce_loss
+from learner.trajectories import RoleBaseline, gather_actions, kl_to_reference, reinforce_loss
 
 
 def scripted_episodes() -> list[Episode]:
@@ -106,6 +106,9 @@ def test_reinforce_loss_by_hand() -> None:
     mask = torch.tensor([[1, 1], [1, 0]])
     loss = reinforce_loss(logps, mask, torch.tensor([2.0, -1.0]))
     assert math.isclose(loss.item(), -(2 * -3.0 + -1 * -0.5) / 2)  # 2.75
+    ref = torch.tensor([[-1.0, -1.0], [-0.5, 0.0]])
+    assert math.isclose(kl_to_reference(logps, ref, mask).item(), (math.e - 2) / 3, rel_tol=1e-6)  # r = 0, 1, 0 on the 3 tokens
+    assert kl_to_reference(logps, logps, mask).item() == 0.0
 
 
 def move_logp(learner: Learner, prompts: list[str], actions: list[str]) -> float:
@@ -174,3 +177,40 @@ def parse_league(run_dir: Path) -> dict:
     import json
 
     return json.loads((run_dir / "league.json").read_text())["ratings"]
+
+
+def test_a_game_without_an_expert_is_not_evaluated_against_one() -> None:
+    recipe = {"task": {"kind": "game", "env": {"name": "textarena", "game": "KuhnPoker-v0"}}, "self_play": {"modes": ["multi_turn"]}}
+    with pytest.raises(ConfigError, match="KuhnPoker-v0 has no expert player: set multi_turn.eval_opponents to \\[random\\]"):
+        parse_config(recipe)
+    assert parse_config({**recipe, "multi_turn": {"eval_opponents": ["random"]}}).task.environment().label == "KuhnPoker-v0"
+
+
+def test_a_textarena_game_with_a_pretrained_chat_model(ray_cluster, smollm2: Path, tmp_path: Path) -> None:
+    """One iteration of TextArena's TicTacToe between SmolLM2-135M-Instruct and its snapshot:
+    observations go through the chat template, REINFORCE trains the real model on every move."""
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path / "run"
+    recipe = {
+        "run_dir": str(run_dir),
+        "model": {"path": "smollm2-135m-instruct", "max_model_len": 1024},
+        "task": {"kind": "game", "env": {"name": "textarena", "game": "TicTacToe-v0", "max_turns": 12}, "held_out_size": 8},
+        "sft": {"steps": 0},
+        "generator": {"max_new_tokens": 12, "kv_cache_bytes": 256 * 2**20},
+        "self_play": {"modes": ["multi_turn"], "iterations": 1},
+        "multi_turn": {"seeds": 2, "episodes_per_seed": 1, "objective": "reinforce", "eval_episodes": 2, "eval_opponents": ["random"]},
+        "dpo": {"batch_size": 8, "epochs": 1, "learning_rate": 1e-5},
+        "eval": {"diversity_prompts": 2, "diversity_samples": 2, "min_distinct_2": 0.0},
+    }
+    run_self_play(parse_config(recipe), show_progress=False)
+    first, row = read_metrics(run_dir)
+    episodes = pq.read_table(run_dir / "episodes").to_pylist()
+    turns = pq.read_table(run_dir / "turns").to_pylist()
+    moves = pq.read_table(run_dir / "pairs" / "round-00001-multi_turn.parquet").to_pylist()
+    assert row["episodes"] == len(episodes) == 4 and {e["game"] for e in episodes} == {"TicTacToe-v0"}
+    assert all(e["reason"] for e in episodes) and Counter(t["episode_id"] for t in turns) == {e["episode_id"]: e["turns"] for e in episodes}
+    assert row["pairs"] == len(moves) == sum(1 for t in turns if t["player"] == "current") and row["version"] == 1
+    for m in moves:  # the model was asked through its chat template, the observation inside
+        assert m["prompt"].startswith("<|im_start|>") and "Tic Tac Toe" in m["prompt"]
+    assert 0 <= row["win_rate_vs_random"] <= 1 and math.isfinite(row["pg_loss"])
