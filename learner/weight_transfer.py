@@ -18,9 +18,11 @@ generators change (`actors.pool.GeneratorPool`).
 """
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -103,10 +105,31 @@ class GeneratorsClient:
 
 
 def free_port(host: str) -> int:
-    """A TCP port free on `host` now, for the group's rendezvous store."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port free on `host` now, for the group's rendezvous store. Drawn at random below the
+    kernel's ephemeral range: a port from that range (what binding port 0 gives) can be handed to
+    one of Ray's outgoing connections before the store listens on it (seen: EADDRINUSE when three
+    learners opened their groups at once)."""
+    low = _ephemeral_low()
+    draw = random.SystemRandom()
+    for _ in range(100):
+        port = draw.randrange(max(1024, low - 10_000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any port the kernel gives
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (Linux's default 32768 where unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 class WeightSender:
