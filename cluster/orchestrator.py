@@ -246,12 +246,13 @@ class Orchestrator:
             return
         validation = self.task.sft(sft.validation_size, np.random.default_rng(self.config.seed + 99))
         val_prompts = [self.render(p) for p in validation]
+        games = self.games()
         bar = tqdm(total=sft.steps, desc="SFT warm-up", unit="step", disable=not self.show_progress or not sft.steps)
         for begin in range(0, sft.steps, SFT_CHUNK):
             batches = []
             for _ in range(min(SFT_CHUNK, sft.steps - begin)):
                 problems = sft_problems(self.task, self.retention_tasks, sft.retention_share, sft.batch_size, self.rng)
-                batches.append(([self._sft_prompt(self.render(p)) for p in problems], [p.answer for p in problems]))
+                batches.append(([self._sft_prompt(self.render(p), games) for p in problems], [p.answer for p in problems]))
             loss = ray.get(self.learner.sft_steps.remote(batches, sft.learning_rate, sft.warmup_steps))
             bar.update(len(batches))
             if sft.stop_at_accuracy is None:  # no stop to check: the validation answers would only cost time
@@ -265,15 +266,15 @@ class Orchestrator:
         bar.close()
 
     # ------------------------------------------------------------------ loop
-    def _sft_prompt(self, prompt: str) -> str:
+    def _sft_prompt(self, prompt: str, games: list[Game]) -> str:
         """A warm-up prompt as each game wants it (skill play tags half of them)."""
-        for game in self.games():
+        for game in games:
             prompt = game.warm_up_prompt(self.config, prompt, self.rng)
         return prompt
 
     def games(self) -> list[Game]:
         """The recipe's games (`self_play.modes`), in its order, each once."""
-        known = registry()
+        known = registry()  # the folder is read once; later calls copy a small dict
         return [known[mode] for mode in dict.fromkeys(self.config.self_play.modes)]
 
     def context(self) -> PlayContext:

@@ -118,12 +118,18 @@ def environment(options: E) -> E:
 
 
 def environments() -> dict[str, type[EnvOptions]]:
-    """Every environment, after importing each module of this folder (a new game is one new file)."""
-    import envs
+    """Every environment: the folder's modules are imported on the first call (a new game is one
+    new file; recipes ask for their game every iteration)."""
+    if not _FOLDER_READ:
+        import envs
 
-    for module in pkgutil.iter_modules(envs.__path__):
-        importlib.import_module(f"envs.{module.name}")
+        for module in pkgutil.iter_modules(envs.__path__):
+            importlib.import_module(f"envs.{module.name}")
+        _FOLDER_READ.append(True)
     return dict(ENVIRONMENTS)
+
+
+_FOLDER_READ: list[bool] = []
 
 
 def env_options(section: dict[str, Any]) -> EnvOptions:

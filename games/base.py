@@ -125,12 +125,18 @@ def game(cls: G) -> G:
 
 
 def registry() -> dict[str, Game]:
-    """Every game, after importing each module of this folder (a new game is one new file)."""
-    import games as package
+    """Every game: the folder's modules are imported on the first call (a new game is one new
+    file); games registered later (`@game` anywhere) are in later answers too."""
+    if not _FOLDER_READ:
+        import games as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"games.{module.name}")
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"games.{module.name}")
+        _FOLDER_READ.append(True)
     return dict(GAMES)
+
+
+_FOLDER_READ: list[bool] = []  # the games folder has been imported (the driver asks every iteration)
 
 
 def settle(ctx: PlayContext, agent: Agent, fields: dict[str, Any]) -> dict[str, Any]:
