@@ -208,7 +208,7 @@ def _league(args: argparse.Namespace) -> int:
     except LeagueFileError as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
-    text = render(league_table(league, np.random.default_rng(0)), args.format)
+    text = render(league_table(league, np.random.default_rng(0)), args.format, league.first_mover_score())
     if args.output:
         args.output.write_text(text + "\n")
     else:

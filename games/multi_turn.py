@@ -96,7 +96,7 @@ class MultiTurn(Game):
             for seat in (0, 1):
                 if e[f"player_{seat}"] == agent:
                     score = outcome((e["reward_0"], e["reward_1"]), seat)
-                    results.append(GameResult(agent, e[f"player_{1 - seat}"], score))
+                    results.append(GameResult(agent, e[f"player_{1 - seat}"], score, seat))
                     seat_scores[seat].append(score)
         fields = {
             "episodes": len(episodes),

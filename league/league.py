@@ -55,11 +55,21 @@ def snapshot_name(player: str, version: int) -> str:
 
 @dataclass(frozen=True)
 class GameResult:
-    """What the league needs of a game: who played whom and a's score (1 win, 0.5 tie, 0 loss)."""
+    """What the league needs of a game: who played whom and a's score (1 win, 0.5 tie, 0 loss);
+    in a turn-based game also the seat a sat in (0 moved first), for the ratings per seat."""
 
     policy_a: str
     policy_b: str
     score_a: float
+    seat_a: int | None = None
+
+
+SEATS = ("first", "second")
+
+
+def seated(policy: str, seat: int) -> str:
+    """A policy in one seat, as the per-seat tally names it: `current@first`, `v3@second`."""
+    return f"{policy}@{SEATS[seat]}"
 
 
 @dataclass
@@ -85,6 +95,10 @@ class League:
     versions: dict[str, int] = field(default_factory=dict)  # each agent's version at its latest games
     since_snapshot: dict[str, int] = field(default_factory=dict)  # each agent's rounds since its latest snapshot
     imported: list[str] = field(default_factory=list)  # human verdicts folded in, as "<key digest>:<sample id>"
+    # turn-based games' results per seat, between seated names (`current@first` against `v3@second`):
+    # a policy's strength in each seat, and the first mover's advantage (a policy against itself counts here)
+    by_seat: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    seat_ratings: dict[str, float] = field(default_factory=dict)  # online Elo of the seated names
 
     def __post_init__(self) -> None:
         self.ratings.setdefault(CURRENT, self.settings.initial_elo)
@@ -177,11 +191,30 @@ class League:
             b = self.ratings.setdefault(r.policy_b, self.settings.initial_elo)
             for table in (self.results, self.recent):
                 _tally(table, r.policy_a, r.policy_b, r.score_a)
+            self._tally_seats(r)
             if r.policy_a == r.policy_b:  # self-play (league roles): counted once, moves no rating
                 continue
             self.ratings[r.policy_a], self.ratings[r.policy_b] = elo_update(a, b, r.score_a, k, scale)
             for table in (self.results, self.recent):
                 _tally(table, r.policy_b, r.policy_a, 1.0 - r.score_a)
+
+    def _tally_seats(self, r: GameResult) -> None:
+        """Both sides of a seated result; a policy's game against itself comes as two results (one
+        per seat it held), so only the first mover's is counted."""
+        if r.seat_a is None or (r.policy_a == r.policy_b and r.seat_a == 1):
+            return
+        a, b = seated(r.policy_a, r.seat_a), seated(r.policy_b, 1 - r.seat_a)
+        _tally(self.by_seat, a, b, r.score_a)
+        _tally(self.by_seat, b, a, 1.0 - r.score_a)
+        elo = [self.seat_ratings.setdefault(name, self.settings.initial_elo) for name in (a, b)]
+        self.seat_ratings[a], self.seat_ratings[b] = elo_update(*elo, r.score_a, self.settings.k_factor, self.settings.elo_scale)
+
+    def first_mover_score(self) -> tuple[float, int] | None:
+        """The first mover's score rate over every seated game, and how many games: 0.5 means no
+        advantage. None before any turn-based game."""
+        cells = [cell for name, row in self.by_seat.items() if name.endswith("@first") for cell in row.values()]
+        games = sum(n for _, n in cells)
+        return (sum(s for s, _ in cells) / games, int(games)) if games else None
 
     def win_rate(self, a: str, b: str, recent: bool = False) -> float:
         """a's score rate against b over all recorded games (or the decayed tally); 0.5 where they
@@ -258,6 +291,8 @@ class League:
             "versions": self.versions,
             "since_snapshot": self.since_snapshot,
             "imported": self.imported,
+            "by_seat": self.by_seat,
+            "seat_ratings": self.seat_ratings,
         }
 
     @classmethod
@@ -273,6 +308,8 @@ class League:
             versions=dict(state.get("versions", {CURRENT: state.get("current_version", 0)})),
             since_snapshot=dict(state.get("since_snapshot", {})),
             imported=list(state.get("imported", [])),
+            by_seat=_matrix(state.get("by_seat", {})),
+            seat_ratings=dict(state.get("seat_ratings", {})),
         )
 
     def save(self, path: Path) -> None:
