@@ -206,8 +206,8 @@ class League:
         a, b = seated(r.policy_a, r.seat_a), seated(r.policy_b, 1 - r.seat_a)
         _tally(self.by_seat, a, b, r.score_a)
         _tally(self.by_seat, b, a, 1.0 - r.score_a)
-        elo = [self.seat_ratings.setdefault(name, self.settings.initial_elo) for name in (a, b)]
-        self.seat_ratings[a], self.seat_ratings[b] = elo_update(*elo, r.score_a, self.settings.k_factor, self.settings.elo_scale)
+        before_a, before_b = (self.seat_ratings.setdefault(name, self.settings.initial_elo) for name in (a, b))
+        self.seat_ratings[a], self.seat_ratings[b] = elo_update(before_a, before_b, r.score_a, self.settings.k_factor, self.settings.elo_scale)
 
     def first_mover_score(self) -> tuple[float, int] | None:
         """The first mover's score rate over every seated game, and how many games: 0.5 means no
