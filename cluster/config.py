@@ -294,7 +294,7 @@ class RolesConfig(_Section):
     max_iterations: int = Field(8, ge=1, description="iterations after which a new snapshot joins whatever its win rates")
     snapshot_win_rate: float = Field(0.7, gt=0, lt=1, description="win rate over every rival that earns a snapshot sooner")
     league_exploiter_reset: float = Field(0.25, ge=0, le=1, description="chance a league exploiter starts over after a snapshot")
-    games_per_iteration: int | None = Field(None, ge=1, description="each exploiter's games per iteration; default self_play's")
+    games_per_iteration: int | None = Field(None, ge=1, description="each exploiter's games (head-to-head) or seeds (multi_turn) per iteration; default the main agent's")
 
     @model_validator(mode="after")
     def _ordered(self) -> RolesConfig:
@@ -506,9 +506,11 @@ class _RunConfig(_Section):
                 f"judge kind code runs each example's unit tests, and task kind {self.task.kind!r} gives none: use task kind "
                 "dataset with columns.tests (a column of assert statements)"
             )
-        if self.league.matchmaking == "alphastar" and "head_to_head" not in self.self_play.modes:
+        matchmade = [mode for mode in self.self_play.modes if registry()[mode].matchmade]
+        if self.league.matchmaking == "alphastar" and not matchmade:
             raise ValueError(
-                "league.matchmaking alphastar matches the agents in head-to-head games; add head_to_head to self_play.modes"
+                "league.matchmaking alphastar matches the agents in games against opponents; add head_to_head "
+                "(or multi_turn, for a game task) to self_play.modes"
             )
         for mode in self.self_play.modes:
             registry()[mode].check(self)

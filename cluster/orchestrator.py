@@ -300,21 +300,22 @@ class Orchestrator:
         """One round of an exploiter: its games (whom it plays is its role's rule), its snapshot
         and reset when the rules say so, DPO on its pairs (unless it just started over: those
         games were another policy's), the new weights to its generator; its row's fields."""
-        n = self.config.league.roles.games_per_iteration or self.config.self_play.games_per_iteration
-        played = registry()["head_to_head"].play(self.context(), agent, it, n)
-        fields, pairs = played.fields, played.pairs
+        n = self.config.league.roles.games_per_iteration
+        games = self.exploiter_games()
+        played = [game.play(self.context(), agent, it, n) for game in games]
+        fields = {k: v for p in played for k, v in p.fields.items()}
         reset = bool(fields["admitted"]) and ray.get(self.league.reset_after_snapshot.remote(agent.name))
         if reset:
             ray.get(agent.learner.reset_to.remote(str(self.run.checkpoint("v0"))))
             stats = {"pairs": 0.0, "loss": float("nan")}
         else:
-            stats = ray.get(agent.learner.train.remote(pairs))
+            stats = ray.get(agent.learner.train.remote(*[p.pairs for p in played]))
         agent.version = agent.generator.sync_from(agent.learner, agent.name)
         return {
             "role": agent.role,
             "version": agent.version,
             **self.evaluate(agent.generator),
-            "games": fields["games"],
+            "games": sum(int(fields[game.counted or "games"]) for game in games),
             "win_rate_vs_main": ray.get(self.league.win_rate.remote(agent.name, CURRENT)),
             "elo": fields["elo"],
             "pairs": int(stats["pairs"]),
@@ -322,6 +323,11 @@ class Orchestrator:
             "admitted": fields["admitted"],
             "reset": reset,
         }
+
+    def exploiter_games(self) -> list[Game]:
+        """The recipe's games an exploiter plays: those against matchmade opponents (head-to-head,
+        multi-turn; the recipe has one, checked when it is read)."""
+        return [game for game in self.games() if game.matchmade]
 
     def scale_generators(self, target: int | None = None) -> int:
         """Resize the current policy's generator pool: to `target`, else to what `selfplay scale`

@@ -91,6 +91,8 @@ class Game:
     folders: ClassVar[tuple[str, ...]] = ()
     # The row field that counts its games (the dashboard's games counter), or None.
     counted: ClassVar[str | None] = None
+    # Whether it plays matchmade opponents, so league roles' exploiters play it too.
+    matchmade: ClassVar[bool] = False
     # `record(round_, *played)`: runs in the league actor on what `play` sent it.
     record: Callable[..., Recorded]
 

@@ -25,6 +25,7 @@ class HeadToHead(Game):
     tag = ""
     folders = ("games",)
     counted = "games"
+    matchmade = True
 
     def play(self, ctx: PlayContext, agent: Agent, round_: int, size: int | None = None) -> Played:
         """`size` games (`self_play.games_per_iteration` by default), judged, recorded and rated;

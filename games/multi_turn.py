@@ -51,6 +51,7 @@ class MultiTurn(Game):
     tag = "multi_turn"
     folders = ("episodes", "turns")
     counted = "episodes"
+    matchmade = True
 
     def check(self, config: Any) -> None:
         if config.task.kind != "game":

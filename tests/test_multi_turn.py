@@ -173,6 +173,40 @@ def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
     assert "v0" in league and all("win_rate_vs_random_ci" in r for r in rows)
 
 
+def test_exploiters_play_the_game_and_the_league_rates_each_seat(ray_cluster, tmp_path: Path) -> None:
+    """League roles on Nim: the main exploiter plays multi-turn episodes too (not head-to-head
+    answers), and the league keeps every episode's result by seat."""
+    from cluster.run import run_self_play
+    from league.league import League
+
+    run_dir = tmp_path / "run"
+    recipe = {
+        "run_dir": str(run_dir),
+        "task": {"kind": "game", "env": {"name": "nim", "low": 5, "high": 12}, "held_out_size": 8},
+        "model": {"tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
+        "sft": {"steps": 20, "stop_at_accuracy": None},
+        "generator": {"max_new_tokens": 3},
+        "self_play": {"modes": ["multi_turn"], "iterations": 1},
+        "multi_turn": {"seeds": 4, "episodes_per_seed": 1, "eval_episodes": 4},
+        "league": {"matchmaking": "alphastar", "roles": {"league_exploiters": 0, "games_per_iteration": 3}},
+        "eval": {"diversity_prompts": 2, "diversity_samples": 2, "min_distinct_2": 0.0},
+    }
+    run_self_play(parse_config(recipe), show_progress=False)
+    row = read_metrics(run_dir)[1]
+    episodes = pq.read_table(run_dir / "episodes").to_pylist()
+    mine = [e for e in episodes if "main_exploiter" in (e["player_0"], e["player_1"])]
+    assert row["exploiters"]["main_exploiter"]["games"] == 3 * 2 == len([e for e in mine if e["episode_id"] in _exploiter_ids(run_dir)])
+    assert not (run_dir / "games").exists() or not list((run_dir / "games").glob("*main_exploiter*"))
+    league = League.load(run_dir / "league.json")
+    seated = {name.split("@")[0] for name in league.by_seat}
+    assert {"current", "main_exploiter"} <= seated and {n.split("@")[1] for n in league.by_seat} == {"first", "second"}
+    assert league.first_mover_score()[1] == len(episodes)  # every episode once, self-play ones too
+
+
+def _exploiter_ids(run_dir: Path) -> set[str]:
+    return {e["episode_id"] for e in pq.read_table(run_dir / "episodes" / "round-00001-main_exploiter.parquet").to_pylist()}
+
+
 def parse_league(run_dir: Path) -> dict:
     import json
 
