@@ -294,7 +294,9 @@ class RolesConfig(_Section):
     max_iterations: int = Field(8, ge=1, description="iterations after which a new snapshot joins whatever its win rates")
     snapshot_win_rate: float = Field(0.7, gt=0, lt=1, description="win rate over every rival that earns a snapshot sooner")
     league_exploiter_reset: float = Field(0.25, ge=0, le=1, description="chance a league exploiter starts over after a snapshot")
-    games_per_iteration: int | None = Field(None, ge=1, description="each exploiter's games (head-to-head) or seeds (multi_turn) per iteration; default the main agent's")
+    games_per_iteration: int | None = Field(
+        None, ge=1, description="each exploiter's games (head-to-head) or seeds (multi_turn) per iteration; default the main agent's"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RolesConfig:
