@@ -7,6 +7,10 @@ the episode at once and loses it for its player (the opponent wins); TextArena's
 their own rules (a retry, then the loss). `reason` says why an episode ended. Rewards
 are +1 for a win, -1 for a loss and 0 for each player in a draw.
 
+A game decided by judges (a debate) says so with `awaiting`: once the last move is made it
+holds a matchup, the lockstep player batches every waiting episode's matchup into one call to
+the run's judge pool, and `settle` ends each episode on its verdict.
+
 Each game is one module in this folder: its options (a recipe section with a `name` default,
 filed with `@environment`) and a `make()` that builds a fresh environment. The fixed opponents
 of evaluation live here too: a random legal-move player and, where a game has one, `expert`.
@@ -21,8 +25,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from cluster.section import RecipeSection
+from judge.verdict import Verdict
+from prompts.example import Example
 
 WIN, LOSS, DRAW = 1.0, -1.0, 0.0
+
+Matchup = tuple[Example, str, str]  # what judges compare: the question, side a's answer, side b's
 
 
 class EnvError(ValueError):
@@ -63,6 +71,14 @@ class TurnEnv(Protocol):
         """A perfect or heuristic move for the player to move, or None where the game has no expert."""
         ...
 
+    def awaiting(self) -> Matchup | None:
+        """The matchup this episode waits on judges for (its moves are over), or None."""
+        ...
+
+    def settle(self, verdict: Verdict) -> None:
+        """End the episode that `awaiting` held on the judges' verdict."""
+        ...
+
 
 class Ending:
     """What every environment keeps of an episode's end: why it ended ('' while it runs) and
@@ -89,6 +105,12 @@ class Ending:
     def rewards(self) -> tuple[float, float]:
         return self._rewards
 
+    def awaiting(self) -> Matchup | None:
+        return None  # games decided by their rules, the most
+
+    def settle(self, verdict: Verdict) -> None:
+        raise EnvError("this game is decided by its rules, not by judges")
+
 
 class EnvOptions(RecipeSection):
     """An environment's recipe section; subclasses set `name` (a Literal default) and `make`."""
@@ -96,6 +118,11 @@ class EnvOptions(RecipeSection):
     name: str
     max_turns: int = 40
     has_expert: ClassVar[bool] = True  # False where the game has no expert: its `expert()` is always None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the run's judges decide its episodes (see `TurnEnv.awaiting`)."""
+        return False
 
     @property
     def label(self) -> str:

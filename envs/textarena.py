@@ -10,6 +10,14 @@ the game, lost for the offender. `legal_actions` is read from the game's state (
 observation offers, or a small set of always well-formed moves); see each `_legal_*` function.
 There is no expert player.
 
+Debate (`Debate-v0`) is played with the run's judge pool as its jury, not textarena's, which calls
+an online service: on the last argument the episode waits (`awaiting`) with the topic and each
+side's arguments as a matchup (the Affirmative as side a), the lockstep player judges every
+waiting debate in one call, and textarena then decides the debate from the jury's votes by its
+own rule (the side that gained more support wins). Our judges compare arguments, so they cast no
+vote before the debate: the pre-debate votes are an even split, and the post-debate votes go to
+the verdict's winner (split evenly on a tie).
+
 textarena is imported lazily: importing it takes seconds, and this module is imported whenever a
 recipe is read.
 """
@@ -20,7 +28,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from envs.base import DRAW, LOSS, WIN, Ending, EnvError, EnvOptions, environment
+from envs.base import DRAW, LOSS, WIN, Ending, EnvError, EnvOptions, Matchup, environment
+from judge.verdict import SCORE_OF_WINNER, Verdict
+from prompts.example import Example
 
 GameState = dict[str, Any]
 
@@ -85,6 +95,13 @@ def _legal_truth_and_deception(state: GameState, player: int) -> list[str]:
     return ["[Fact 1]", "[Fact 2]"]
 
 
+def _legal_debate(state: GameState, player: int) -> list[str]:
+    """Any text is an argument; these are always well-formed ones (what the random player says)."""
+    side = state["sides"][player]
+    return [f"The {side} case is stronger on the evidence.", f"My opponent's points do not hold; the {side} side stands.",
+            f"Consider the consequences: they favour the {side}."]
+
+
 # The offline two-player games this adapter has been played through (tests/test_textarena.py).
 SUPPORTED: dict[str, Callable[[GameState, int], list[str]]] = {
     "TicTacToe-v0": _legal_tictactoe,
@@ -95,8 +112,9 @@ SUPPORTED: dict[str, Callable[[GameState, int], list[str]]] = {
     "SimpleNegotiation-v0": _legal_negotiation,
     "IteratedPrisonersDilemma-v0": _legal_prisoners_dilemma,
     "TruthAndDeception-v0": _legal_truth_and_deception,
+    "Debate-v0": _legal_debate,
 }
-ONLINE = {"Debate-v0": "its jury calls an online service, OpenRouter, which needs an API key"}
+JUDGED = {"Debate-v0"}  # decided by the run's judge pool as the jury
 
 
 @environment
@@ -110,12 +128,15 @@ class TextArenaOptions(EnvOptions):
         """Refuse, when the recipe is read, a game that would fail only once played."""
         if self.game in SUPPORTED:
             return self
-        why = f" ({ONLINE[self.game]})" if self.game in ONLINE else ""
-        raise ValueError(f"textarena game {self.game!r} is not supported{why}; supported: {', '.join(sorted(SUPPORTED))}")
+        raise ValueError(f"textarena game {self.game!r} is not supported; supported: {', '.join(sorted(SUPPORTED))}")
 
     @property
     def label(self) -> str:
         return self.game
+
+    @property
+    def judged(self) -> bool:
+        return self.game in JUDGED
 
     def make(self) -> TextArenaEnv:
         return TextArenaEnv(self)
@@ -128,6 +149,21 @@ def seat_rewards(rewards: dict[int, float] | None) -> tuple[float, float]:
     return (WIN, LOSS) if rewards.get(0, 0) > rewards.get(1, 0) else (LOSS, WIN)
 
 
+class VerdictJury:
+    """textarena's jury interface (`evaluate(context)` -> votes per option), answered from the
+    verdict `TextArenaEnv.settle` hands it; before the debate, an even split."""
+
+    def __init__(self, jury_size: int, options: list[str]) -> None:
+        self.size, self.options = jury_size, options
+        self.verdict: Verdict | None = None
+
+    def evaluate(self, context: str) -> dict[str, float]:
+        if self.verdict is None:
+            return {option: self.size / len(self.options) for option in self.options}
+        affirmative = self.size * SCORE_OF_WINNER[self.verdict.winner]  # the Affirmative is side a
+        return {self.options[0]: affirmative, self.options[1]: self.size - affirmative}
+
+
 class TextArenaEnv(Ending):
     """One textarena game; caches the observation because textarena hands each one out only once."""
 
@@ -135,15 +171,24 @@ class TextArenaEnv(Ending):
         self.options = options
         self.game: Any = None
         self._turn, self._text, self.turns = 0, "", 0
+        self.jury: VerdictJury | None = None
+        self._closing: str | None = None  # a debate's last argument, held until the judges decide
 
     def reset(self, seed: int) -> None:
         import textarena as ta  # slow to import (seconds): only when a game is played
 
-        self.game = ta.make(self.options.game)
+        if self.options.judged:
+            self.game = ta.make(self.options.game, jury_class=self._new_jury)
+        else:
+            self.game = ta.make(self.options.game)
         self.game.reset(num_players=2, seed=seed)
-        self.turns = 0
+        self.turns, self._closing = 0, None
         self._begin()
         self._observe()
+
+    def _new_jury(self, jury_size: int, options: list[str]) -> VerdictJury:
+        self.jury = VerdictJury(jury_size, options)
+        return self.jury
 
     def _observe(self) -> None:
         """Take the player to move and its text from textarena (which it clears once read)."""
@@ -167,9 +212,12 @@ class TextArenaEnv(Ending):
     def step(self, action: str) -> bool:
         """Play `action`; False when textarena found it invalid (then it lets the player retry, or
         the game is over and lost for the offender)."""
-        if self.done or self.game is None:
-            raise EnvError("the episode is over; reset it")
+        if self.done or self.game is None or self._closing is not None:
+            raise EnvError("the episode is over (or waits on its judges); reset it")
         mover, state = self.turn, self.game.state
+        if self.options.judged and state.turn >= state.max_turns - 1:
+            self._closing = action  # the debate's last argument: it is played once the judges decide
+            return True
         turn_before = state.turn
         done, _info = self.game.step(action)
         self.turns += 1
@@ -183,6 +231,29 @@ class TextArenaEnv(Ending):
         else:
             self._observe()
         return valid
+
+    def awaiting(self) -> Matchup | None:
+        """A debate's topic and each side's arguments (the last one included), Affirmative as side a."""
+        if self._closing is None or self.done:
+            return None
+        state = self.game.state.game_state
+        arguments = {p: list(a) for p, a in state["arguments"].items()}
+        arguments[self.turn].append(self._closing)
+        by_side = {side: "\n".join(arguments[p]) for p, side in state["sides"].items()}
+        problem = Example(f"Debate topic: {state['topic']}\nWhich side argued its case better?")
+        return problem, by_side["Affirmative"], by_side["Negative"]
+
+    def settle(self, verdict: Verdict) -> None:
+        """Play the held last argument; textarena's jury (ours) votes by `verdict`."""
+        if self._closing is None or self.jury is None:
+            raise EnvError("this episode is not waiting on judges")
+        self.jury.verdict = verdict
+        done, _info = self.game.step(self._closing)
+        self.turns += 1
+        self._closing = None
+        if not done:
+            raise EnvError(f"the debate went on after its last argument (textarena {self.options.game})")
+        self._finish()
 
     def _finish(self) -> None:
         """Close the game and keep its rewards and reason (0.7 returns both; 0.6 only the rewards)."""

@@ -23,6 +23,7 @@ from cluster.section import RecipeSection
 from envs.base import EnvOptions, ExpertPlayer, RandomPlayer, outcome
 from envs.lockstep import Episode, Mover, play
 from games.base import Game, PlayContext, Played, Recorded, game, settle
+from judge.registry import MODEL_KINDS
 from league.episodes import episode_tables, reinforce_samples, trajectory_pairs
 from league.league import GameResult
 from league.ratings import wilson_interval
@@ -62,6 +63,11 @@ class MultiTurn(Game):
         env = config.task.environment()
         if "expert" in config.multi_turn.eval_opponents and not env.has_expert:
             raise ValueError(f"game {env.label} has no expert player: set multi_turn.eval_opponents to [random]")
+        if env.judged and config.judge.kind not in MODEL_KINDS:
+            raise ValueError(
+                f"game {env.label} is decided by the run's judges, and judge kind {config.judge.kind!r} cannot weigh arguments: "
+                "set judge.kind to pairwise_llm (with judge.llm) or reward_model"
+            )
 
     def play(self, ctx: PlayContext, agent: Agent, round_: int, size: int | None = None) -> Played:
         import ray
@@ -78,7 +84,7 @@ class MultiTurn(Game):
                 for _ in range(opts.episodes_per_seed):
                     seats = (agent.name, opponent) if seat == 0 else (opponent, agent.name)
                     episodes.append(_episode(f"r{round_:05d}-e{len(episodes):06d}", env, seed, seats, (versions[seats[0]], versions[seats[1]])))
-        play(episodes, policy_movers(ctx, {agent.name, *opponents}, ctx.sampling), lambda o: ctx.render(Example(o)), ctx.seeds)
+        play(episodes, policy_movers(ctx, {agent.name, *opponents}, ctx.sampling), lambda o: ctx.render(Example(o)), ctx.seeds, ctx.judges.judge)
         seconds = time.perf_counter() - start
         fields, pairs = ctx.league.record.options(num_returns=2).remote(
             self.name, round_, agent.name, agent.version, *as_records(round_, env.label, episodes), opts.objective
@@ -118,7 +124,7 @@ class MultiTurn(Game):
                 _episode(f"eval-{i}", env, EVAL_SEEDS + i // 2, (agent.name, opponent) if i % 2 == 0 else (opponent, agent.name), (0, 0))
                 for i in range(opts.eval_episodes)
             ]
-            play(episodes, policy_movers(ctx, {agent.name}, ctx.greedy), lambda o: ctx.render(Example(o)), ctx.seeds)
+            play(episodes, policy_movers(ctx, {agent.name}, ctx.greedy), lambda o: ctx.render(Example(o)), ctx.seeds, ctx.judges.judge)
             scores = [outcome(e.env.rewards(), e.players.index(agent.name)) for e in episodes]
             rate = sum(scores) / len(scores)
             row[f"win_rate_vs_{opponent}"] = rate

@@ -90,7 +90,7 @@ def expert_against_random(options, seed: int, expert_seat: int) -> tuple[float, 
 
 def test_every_environment_is_registered_and_unknown_ones_are_refused() -> None:
     assert {"nim", "tictactoe", "textarena"} <= set(environments())
-    with pytest.raises(EnvError, match="unknown environment 'chess'; known: nim, textarena, tictactoe"):
+    with pytest.raises(EnvError, match="unknown environment .chess.; known: nim, taboo, textarena, tictactoe"):
         env_options({"name": "chess"})
     with pytest.raises(EnvError, match="env 'nim': heapz: Extra inputs"):
         env_options({"name": "nim", "heapz": 2})
@@ -119,3 +119,55 @@ def test_lockstep_asks_each_player_once_per_turn_for_every_episode_it_moves_in()
         assert e.env.rewards() == (LOSS, WIN) and all(t.valid for t in e.turns)
     # each turn: one call per player, covering every episode where it is that player's move
     assert calls == [("a", 2), ("b", 1), ("b", 2), ("a", 1)] * 2
+
+
+def taboo(seed: int = 0, **options):
+    env = env_options({"name": "taboo", **options}).make()
+    env.reset(seed)
+    return env
+
+
+@pytest.mark.parametrize(("moves", "winner", "reason"), [
+    (["Where do bakers work?", "A kitchen, I guess."], 0, "the defender said the word"),
+    (["You cook in it.", "Kitchens are warm."], 0, "the defender said the word"),  # an inflection counts
+    (["The room with the KITCHEN sink."], 1, "the attacker said the word"),
+    (["You cook in it.", 'I know the word! It is "kitchen"!'], 1, "the defender guessed right"),
+    (["You cook in it.", "I know the word! It is `oven`!"], 0, "the defender guessed wrong"),
+])
+def test_taboo_rules_decide(moves: list[str], winner: int, reason: str) -> None:
+    env = taboo()
+    env.target = "kitchen"
+    for i, move in enumerate(moves):
+        assert not env.done and env.turn == i % 2
+        assert env.step(move)
+    assert env.done and env.reason == reason
+    assert env.rewards()[winner] == WIN and env.rewards()[1 - winner] == LOSS
+
+
+def test_taboo_is_a_draw_after_five_turns_each_and_only_the_attacker_sees_the_word() -> None:
+    env = taboo(seed=7)
+    assert env.target in env.observation(0) and "attacker" in env.observation(0)
+    env.step("Think of a place.")
+    assert env.target not in env.observation(1) and "Attacker: Think of a place." in env.observation(1)
+    with pytest.raises(EnvError, match="player 1 is to move"):
+        env.observation(0)
+    for i in range(9):
+        assert not env.done
+        env.step("no idea" if i % 2 == 0 else "more hints")
+    assert env.done and env.reason == "no winner after the turns" and env.rewards() == (DRAW, DRAW)
+    assert taboo(seed=7).target == env.target and {taboo(seed=s).target for s in range(20)} != {env.target}
+
+
+def test_taboo_random_play_finishes_and_a_word_list_is_checked(tmp_path) -> None:
+    for seed in range(20):
+        env, player = taboo(seed=seed, turns_each=3), RandomPlayer(seed)
+        while not env.done:
+            assert env.step(player.act(env))
+        assert env.reason
+    (tmp_path / "words.txt").write_text("# two words\nOwl\nnest\n")
+    assert taboo(words=str(tmp_path / "words.txt")).target in {"owl", "nest"}
+    (tmp_path / "bad.txt").write_text("owl\nice cream\n")
+    with pytest.raises(EnvError, match="not single words: \\['ice cream'\\]"):
+        env_options({"name": "taboo", "words": str(tmp_path / "bad.txt")})
+    with pytest.raises(EnvError, match="is not a file"):
+        env_options({"name": "taboo", "words": str(tmp_path / "none.txt")})

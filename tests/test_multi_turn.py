@@ -220,20 +220,30 @@ def test_a_game_without_an_expert_is_not_evaluated_against_one() -> None:
     assert parse_config({**recipe, "multi_turn": {"eval_opponents": ["random"]}}).task.environment().label == "KuhnPoker-v0"
 
 
-def test_a_textarena_game_with_a_pretrained_chat_model(ray_cluster, smollm2: Path, tmp_path: Path) -> None:
-    """One iteration of TextArena's TicTacToe between SmolLM2-135M-Instruct and its snapshot:
-    observations go through the chat template, REINFORCE trains the real model on every move."""
+def test_a_judged_game_needs_a_judge_that_weighs_arguments() -> None:
+    recipe = {"task": {"kind": "game", "env": {"name": "textarena", "game": "Debate-v0"}}, "self_play": {"modes": ["multi_turn"]},
+              "multi_turn": {"eval_opponents": ["random"]}}
+    with pytest.raises(ConfigError, match="Debate-v0 is decided by the run's judges, and judge kind 'exact_answer' cannot"):
+        parse_config(recipe)
+    assert parse_config({**recipe, "judge": {"kind": "pairwise_llm", "llm": "smollm2-135m-instruct"}}).task.environment().judged
+
+
+def test_a_textarena_debate_with_a_pretrained_chat_model_and_its_judges_as_jury(ray_cluster, smollm2: Path, tmp_path: Path) -> None:
+    """One iteration of TextArena's Debate between SmolLM2-135M-Instruct and its snapshot, the
+    run's pairwise LLM judge (SmolLM2 too) as the jury: observations go through the chat
+    template, every debate ends on a verdict, REINFORCE trains the real model on every argument."""
     from cluster.run import run_self_play
 
     run_dir = tmp_path / "run"
     recipe = {
         "run_dir": str(run_dir),
         "model": {"path": "smollm2-135m-instruct", "max_model_len": 1024},
-        "task": {"kind": "game", "env": {"name": "textarena", "game": "TicTacToe-v0", "max_turns": 12}, "held_out_size": 8},
+        "task": {"kind": "game", "env": {"name": "textarena", "game": "Debate-v0"}, "held_out_size": 4},
+        "judge": {"kind": "pairwise_llm", "llm": "smollm2-135m-instruct", "llm_max_model_len": 1024, "llm_max_new_tokens": 8},
         "sft": {"steps": 0},
-        "generator": {"max_new_tokens": 12, "kv_cache_bytes": 256 * 2**20},
+        "generator": {"max_new_tokens": 16, "kv_cache_bytes": 256 * 2**20},
         "self_play": {"modes": ["multi_turn"], "iterations": 1},
-        "multi_turn": {"seeds": 2, "episodes_per_seed": 1, "objective": "reinforce", "eval_episodes": 2, "eval_opponents": ["random"]},
+        "multi_turn": {"seeds": 1, "episodes_per_seed": 1, "objective": "reinforce", "eval_episodes": 2, "eval_opponents": ["random"]},
         "dpo": {"batch_size": 8, "epochs": 1, "learning_rate": 1e-5},
         "eval": {"diversity_prompts": 2, "diversity_samples": 2, "min_distinct_2": 0.0},
     }
@@ -242,9 +252,11 @@ def test_a_textarena_game_with_a_pretrained_chat_model(ray_cluster, smollm2: Pat
     episodes = pq.read_table(run_dir / "episodes").to_pylist()
     turns = pq.read_table(run_dir / "turns").to_pylist()
     moves = pq.read_table(run_dir / "pairs" / "round-00001-multi_turn.parquet").to_pylist()
-    assert row["episodes"] == len(episodes) == 4 and {e["game"] for e in episodes} == {"TicTacToe-v0"}
-    assert all(e["reason"] for e in episodes) and Counter(t["episode_id"] for t in turns) == {e["episode_id"]: e["turns"] for e in episodes}
+    assert row["episodes"] == len(episodes) == 2 and {e["game"] for e in episodes} == {"Debate-v0"}
+    assert all(e["turns"] == 6 for e in episodes) and Counter(t["episode_id"] for t in turns) == {e["episode_id"]: 6 for e in episodes}
+    decided = ("wins by gaining more support", "did not favor either side")  # textarena's reasons on the jury's votes
+    assert all(any(d in e["reason"] for d in decided) for e in episodes), [e["reason"] for e in episodes]
     assert row["pairs"] == len(moves) == sum(1 for t in turns if t["player"] == "current") and row["version"] == 1
     for m in moves:  # the model was asked through its chat template, the observation inside
-        assert m["prompt"].startswith("<|im_start|>") and "Tic Tac Toe" in m["prompt"]
+        assert m["prompt"].startswith("<|im_start|>") and "Debate" in m["prompt"]
     assert 0 <= row["win_rate_vs_random"] <= 1 and math.isfinite(row["pg_loss"])

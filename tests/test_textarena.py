@@ -6,7 +6,10 @@ import re
 import pytest
 
 from envs.base import DRAW, LOSS, WIN, EnvError, RandomPlayer, env_options
+from envs.lockstep import Episode
+from envs.lockstep import play as play_lockstep
 from envs.textarena import SUPPORTED, TextArenaEnv
+from judge.verdict import Verdict
 
 
 def make(game: str, seed: int = 0, **options) -> TextArenaEnv:
@@ -180,6 +183,8 @@ def test_random_legal_play_always_finishes(game: str) -> None:
             assert legal and all(isinstance(move, str) for move in legal)
             assert env.turn == env.game.state.current_player_id and env.observation(env.turn)
             assert env.step(player.act(env)), (game, seed)  # a legal move is never invalid
+            if env.awaiting():  # a debate: its judges decide
+                env.settle(Verdict("tie", 0.5, 0.5, "scripted"))
         assert env.reason and env.rewards() in ((WIN, LOSS), (LOSS, WIN), (DRAW, DRAW))
 
 
@@ -189,9 +194,57 @@ def test_the_recipe_names_a_supported_offline_game() -> None:
     assert env_options({"name": "textarena"}).game == "TicTacToe-v0"
     with pytest.raises(EnvError, match=r"'Chess-v0' is not supported; supported: .*KuhnPoker-v0.*TicTacToe-v0"):
         env_options({"name": "textarena", "game": "Chess-v0"})
-    with pytest.raises(EnvError, match="Debate-v0.*jury calls an online service"):
-        env_options({"name": "textarena", "game": "Debate-v0"})
+    assert env_options({"name": "textarena", "game": "Debate-v0"}).judged and not options.judged
     with pytest.raises(EnvError, match="players"):
         env_options({"name": "textarena", "players": 3})
     assert {"TicTacToe-v0", "KuhnPoker-v0", "SimpleNegotiation-v0", "ConnectFour-v0", "Nim-v0", "LiarsDice-v0",
             "IteratedPrisonersDilemma-v0", "TruthAndDeception-v0"} <= set(SUPPORTED)
+
+
+@pytest.mark.parametrize("winner", ["a", "b", "tie"])
+def test_a_debate_waits_for_its_jury_and_the_verdict_decides(winner: str) -> None:
+    """Debate-v0 with our judges as the jury: after the sixth argument the episode holds the
+    topic and each side's arguments (the Affirmative as side a); the verdict ends it."""
+    env = make("Debate-v0", seed=3)
+    sides = env.game.state.game_state["sides"]
+    assert play(env, [f"argument {i}" for i in range(6)]) == alternating(0, 6)
+    assert not env.done
+    problem, affirmative, negative = env.awaiting()
+    assert env.game.state.game_state["topic"] in problem.prompt
+    aff = next(p for p, side in sides.items() if side == "Affirmative")
+    assert affirmative.splitlines() == [f"argument {i}" for i in range(aff, 6, 2)]
+    assert negative.splitlines() == [f"argument {i}" for i in range(1 - aff, 6, 2)]
+    with pytest.raises(EnvError, match="waits on its judges"):
+        env.step("one more")
+    env.settle(Verdict(winner, 0.0, 0.0, "scripted"))
+    assert env.done and env.awaiting() is None
+    if winner == "tie":
+        assert env.rewards() == (DRAW, DRAW)
+    else:
+        won = aff if winner == "a" else 1 - aff
+        assert env.rewards()[won] == WIN and env.rewards()[1 - won] == LOSS
+        assert env.reason == f"Player {won} wins by gaining more support."
+
+
+def test_lockstep_judges_every_waiting_debate_in_one_call() -> None:
+    episodes = []
+    for seed in range(4):
+        env = make("Debate-v0", seed=seed)
+        episodes.append(Episode(f"e{seed}", seed, ("me", "op"), (0, 0), env))
+    calls = []
+
+    def jury(problems, a, b):
+        calls.append(len(problems))
+        return [Verdict("a", 1.0, 0.0, "scripted")] * len(problems)
+
+    def mover(envs, prompts, seeds):
+        return lambda: ["I argue my side."] * len(envs)
+
+    play_lockstep(episodes, {"me": mover, "op": mover}, lambda o: o, lambda n: [0] * n, jury)
+    assert calls == [4] and all(e.env.done and len(e.turns) == 6 for e in episodes)
+    for e in episodes:  # the Affirmative won each
+        aff = next(p for p, side in e.env.game.state.game_state["sides"].items() if side == "Affirmative")
+        assert e.env.rewards()[aff] == WIN
+    unjudged = [Episode("x", 0, ("me", "op"), (0, 0), make("Debate-v0"))]
+    with pytest.raises(EnvError, match="decided by judges and none were given"):
+        play_lockstep(unjudged, {"me": mover, "op": mover}, lambda o: o, lambda n: [0] * n)
