@@ -120,6 +120,11 @@ class EnvOptions(RecipeSection):
     has_expert: ClassVar[bool] = True  # False where the game has no expert: its `expert()` is always None
 
     @property
+    def any_text(self) -> bool:
+        """Whether any text is a valid move (a debate's argument): `legal_actions` then lists only examples."""
+        return self.judged
+
+    @property
     def judged(self) -> bool:
         """Whether the run's judges decide its episodes (see `TurnEnv.awaiting`)."""
         return False

@@ -56,6 +56,10 @@ class TabooOptions(EnvOptions):
         read_words(path)
         return path
 
+    @property
+    def any_text(self) -> bool:
+        return True
+
     def make(self) -> Taboo:
         return Taboo(self)
 

@@ -3,7 +3,8 @@ prompts, and a legal move as the answer.
 
 This is what the single-turn machinery needs of a game: the SFT warm-up learns to answer a
 position with a random legal move (the starting policy of game self-play), and the held-out
-metric is the share of held-out positions answered with a legal move. How well the policy
+metric is the share of held-out positions answered with a legal move (in games where any text
+is a move, a debate's or Taboo's, the share answered at all). How well the policy
 *plays* is measured by the `multi_turn` game (games/multi_turn.py): its win rates against
 fixed opponents every iteration.
 """
@@ -58,7 +59,7 @@ class GameTask:
         env, player = self.env.make(), RandomPlayer(seed)
         env.reset(seed)
         seen = []
-        while not env.done:
+        while not env.done and env.awaiting() is None:  # a judged game's last move is as far as play goes alone
             seen.append((env.observation(env.turn), env.legal_actions()))
             env.step(player.act(env))
         observation, legal = seen[int(player.rng.integers(len(seen)))]
@@ -75,5 +76,7 @@ class GameTask:
         return [self.position(2 * int(s) + 1) for s in rng.integers(0, 2**30, size=self.held_out_size)]
 
     def score(self, example: Example, response: str) -> float:
-        """1 for a legal move in the position."""
+        """1 for a legal move in the position (in a game where any text is a move, any answer that is not empty)."""
+        if self.env.any_text:
+            return float(bool(response.strip()))
         return float(response.strip() in example.fields["legal"])

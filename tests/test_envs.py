@@ -171,3 +171,21 @@ def test_taboo_random_play_finishes_and_a_word_list_is_checked(tmp_path) -> None
         env_options({"name": "taboo", "words": str(tmp_path / "bad.txt")})
     with pytest.raises(EnvError, match="is not a file"):
         env_options({"name": "taboo", "words": str(tmp_path / "none.txt")})
+
+
+def test_the_game_task_draws_positions_and_scores_legal_moves() -> None:
+    """Task kind game: positions from random legal play, a legal move as the answer; in a game
+    where any text is a move (Taboo, a debate, whose play stops at its judges) any answer counts."""
+    import numpy as np
+
+    from tasks.game import GameTaskOptions
+
+    nim_task = GameTaskOptions(env={"name": "nim", "low": 5, "high": 9}, held_out_size=8).build(0)
+    examples = nim_task.train(20, np.random.default_rng(0))
+    assert all(e.answer in e.fields["legal"] and e.prompt.startswith("N") for e in examples)
+    assert nim_task.score(examples[0], examples[0].answer) == 1.0 and nim_task.score(examples[0], "x") == 0.0
+    assert {e.id for e in nim_task.held_out()}.isdisjoint(e.id for e in examples)  # odd seeds against even
+    for env in ({"name": "taboo"}, {"name": "textarena", "game": "Debate-v0"}):
+        task = GameTaskOptions(env=env, held_out_size=8).build(0)
+        example = task.train(3, np.random.default_rng(1))[0]
+        assert task.score(example, "any sentence at all") == 1.0 and task.score(example, "  ") == 0.0

@@ -238,7 +238,7 @@ def test_a_textarena_debate_with_a_pretrained_chat_model_and_its_judges_as_jury(
     recipe = {
         "run_dir": str(run_dir),
         "model": {"path": "smollm2-135m-instruct", "max_model_len": 1024},
-        "task": {"kind": "game", "env": {"name": "textarena", "game": "Debate-v0"}, "held_out_size": 4},
+        "task": {"kind": "game", "env": {"name": "textarena", "game": "Debate-v0"}, "held_out_size": 8},
         "judge": {"kind": "pairwise_llm", "llm": "smollm2-135m-instruct", "llm_max_model_len": 1024, "llm_max_new_tokens": 8},
         "sft": {"steps": 0},
         "generator": {"max_new_tokens": 16, "kv_cache_bytes": 256 * 2**20},
