@@ -329,12 +329,20 @@ class LeagueConfig(_Section):
     roles: RolesConfig = RolesConfig()
 
 
+# DPO's loss terms by TRL's names (learner/dpo.py computes each; a test holds this list to its table)
+DPOLossType = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sft"]
+
+
 class DPOConfig(_Section):
-    """Sigmoid DPO against a frozen reference, plus an NLL term on chosen (RPO) when nll_weight > 0."""
+    """DPO against a frozen reference: the terms of `loss_type` (TRL's names, learner/dpo.py) with
+    `loss_weights`, plus an NLL term on chosen (RPO; TRL's `sft`) when nll_weight > 0."""
 
     beta: float = Field(0.1, gt=0)
     learning_rate: float = Field(2e-4, gt=0)
-    nll_weight: float = Field(1.0, ge=0)
+    nll_weight: float = Field(1.0, ge=0, description="weight of the sft term (NLL on chosen); 0: none")
+    loss_type: list[DPOLossType] = Field(["sigmoid"], min_length=1, description="DPO's loss terms, as TRL's DPOConfig.loss_type")
+    loss_weights: list[float] | None = Field(None, description="one weight per loss_type; default 1 each")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="the robust (< 0.5) and exo_pair (> 0) terms' label noise")
     batch_size: int = Field(64, ge=1)
     epochs: int = Field(2, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)
@@ -352,6 +360,18 @@ class DPOConfig(_Section):
         "auto", description="forward passes under bf16 autocast (weights and optimizer stay fp32); auto: bf16 on a GPU "
         "that has it, fp32 elsewhere",
     )
+
+    @model_validator(mode="after")
+    def _terms(self) -> DPOConfig:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} weights for {len(self.loss_type)} loss types; give one each")
+        if "sft" in self.loss_type and self.nll_weight:
+            raise ValueError("the sft term is given twice, in loss_type and as nll_weight; set nll_weight: 0 or drop sft")
+        if "exo_pair" in self.loss_type and not 0 < self.label_smoothing < 1:
+            raise ValueError("loss type exo_pair needs label_smoothing in (0, 1) (TRL suggests 1e-3)")
+        if "robust" in self.loss_type and self.label_smoothing >= 0.5:
+            raise ValueError(f"loss type robust needs label_smoothing below 0.5 (got {self.label_smoothing})")
+        return self
 
 
 class DataConfig(_Section):

@@ -9,7 +9,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,15 @@ class DPOSettings:
     answer_end: str | None = None  # what ends an answer in training: a chat template's end of turn; None: EOS
     baseline_decay: float = 0.95  # REINFORCE's moving-average baseline per game and seat (learner/trajectories.py)
     kl_weight: float = 0.0  # REINFORCE: weight of the KL to the reference on the action tokens
+    loss_type: Sequence[str] = ("sigmoid",)  # DPO's loss family (learner/dpo.py), weighed by loss_weights (default 1 each)
+    loss_weights: Sequence[float] | None = None
+    label_smoothing: float = 0.0  # the `robust` and `exo_pair` terms
+
+    @property
+    def terms(self) -> list[tuple[str, float]]:
+        """(loss type, weight) for every term, the `sft` term of nll_weight last."""
+        weights = self.loss_weights or [1.0] * len(self.loss_type)
+        return list(zip(self.loss_type, weights, strict=True)) + ([("sft", self.nll_weight)] if self.nll_weight else [])
 
 
 @dataclass(frozen=True)
@@ -263,7 +272,8 @@ class Learner:
         per_token, ref, mask = self._moves_logps(prompts, actions)
         tokens, keep = gather_actions(per_token, mask, owners, 2 * k)
         ref_sums = gather_actions(ref, mask, owners, 2 * k)[0].sum(-1)
-        out = dpo_loss(tokens[:k], tokens[k:], keep[:k], ref_sums[:k], ref_sums[k:], self.settings.beta, self.settings.nll_weight)
+        out = dpo_loss(tokens[:k], tokens[k:], keep[:k], keep[k:], ref_sums[:k], ref_sums[k:], self.settings.beta, self.settings.terms,
+                       self.settings.label_smoothing)
         out.loss.backward()
         self._step()
         return {"loss": out.loss.item(), "dpo_loss": out.dpo.item(), "nll": out.nll.item(),
@@ -305,8 +315,8 @@ class Learner:
                 with torch.no_grad():
                     ref = token_logps(self.reference, batch)[0].sum(-1)
             m = len(idx)
-            out = dpo_loss(per_token[:m], per_token[m:], mask[:m], ref[:m], ref[m:], self.settings.beta,
-                           self.settings.nll_weight, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
+            out = dpo_loss(per_token[:m], per_token[m:], mask[:m], mask[m:], ref[:m], ref[m:], self.settings.beta, self.settings.terms,
+                           self.settings.label_smoothing, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
             out.loss.backward()
             totals["loss"] += out.loss.item()
             totals["dpo_loss"] += out.dpo.item()

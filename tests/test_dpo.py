@@ -24,16 +24,22 @@ def _perturbed(model: torch.nn.Module, scale: float) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("nll_weight", [0.0, 1.0])
-def test_loss_equals_trl_on_the_same_batch(tiny_model: Path, tmp_path: Path, nll_weight: float) -> None:
+TERMS = [
+    (["sigmoid"], [1.0], 0.0), (["sigmoid", "sft"], [1.0, 1.0], 0.0), (["ipo"], [1.0], 0.0), (["hinge"], [1.0], 0.0),
+    (["robust"], [1.0], 0.2), (["bco_pair"], [1.0], 0.0), (["sppo_hard"], [1.0], 0.0), (["nca_pair"], [1.0], 0.0),
+    (["apo_zero"], [1.0], 0.0), (["apo_down"], [1.0], 0.0), (["exo_pair"], [1.0], 1e-3), (["sft"], [1.0], 0.0),
+    (["sigmoid", "ipo", "sft"], [0.5, 2.0, 0.3], 0.0),
+]
+
+
+@pytest.mark.parametrize(("loss_type", "weights", "smoothing"), TERMS, ids=lambda v: "+".join(v) if isinstance(v, list) and isinstance(v[0], str) else None)
+def test_loss_equals_trl_on_the_same_batch(tiny_model: Path, tmp_path: Path, loss_type: list[str], weights: list[float], smoothing: float) -> None:
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     policy = _perturbed(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), 0.05)
     reference = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    loss_type, weights = (["sigmoid", "sft"], [1.0, nll_weight]) if nll_weight else (["sigmoid"], [1.0])
-    args = DPOConfig(
-        output_dir=str(tmp_path), beta=0.1, loss_type=loss_type, loss_weights=weights, report_to=[], use_cpu=True
-    )
+    args = DPOConfig(output_dir=str(tmp_path), beta=0.1, loss_type=loss_type, loss_weights=weights, label_smoothing=smoothing,
+                     report_to=[], use_cpu=True)
     data = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in zip(PROMPTS, CHOSEN, REJECTED)])
     trainer = DPOTrainer(model=policy, ref_model=reference, args=args, train_dataset=data, processing_class=tokenizer)
     examples = [
@@ -54,8 +60,34 @@ def test_loss_equals_trl_on_the_same_batch(tiny_model: Path, tmp_path: Path, nll
     with torch.no_grad():
         per_token, mask = token_logps(trainer.model, batch)
         ref = token_logps(reference, batch)[0].sum(-1)
-    ours = dpo_loss(per_token[:k], per_token[k:], mask[:k], ref[:k], ref[k:], beta=0.1, nll_weight=nll_weight)
+    ours = dpo_loss(per_token[:k], per_token[k:], mask[:k], mask[k:], ref[:k], ref[k:], beta=0.1,
+                    terms=list(zip(loss_type, weights)), label_smoothing=smoothing)
     assert ours.loss.item() == pytest.approx(trl_loss, abs=1e-5)
+
+
+def test_every_loss_type_the_recipe_takes_is_computed() -> None:
+    from typing import get_args
+
+    from cluster.config import DPOLossType
+    from learner.dpo import LOSS_TYPES
+
+    assert set(get_args(DPOLossType)) == set(LOSS_TYPES)
+    assert {"sigmoid", "ipo", "hinge", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "sft"} <= set(LOSS_TYPES)
+
+
+def test_sppo_square_loss_by_hand() -> None:
+    """SPPO (Wu et al., 2024, eq. 4.7) with the winner's probability 1 and the loser's 0, eta = 1/beta:
+    (log-ratio of the winner - eta/2)^2 + (log-ratio of the loser + eta/2)^2, averaged over pairs."""
+    beta = 0.5  # eta/2 = 1
+    chosen = torch.tensor([[-1.0, -0.5], [-2.0, 0.0]])  # sums -1.5 and -2.0
+    rejected = torch.tensor([[-3.0, 0.0], [-1.0, -1.0]])  # sums -3.0 and -2.0
+    mask = torch.tensor([[1, 1], [1, 0]])
+    ref_chosen, ref_rejected = torch.tensor([-2.0, -1.0]), torch.tensor([-1.0, -3.0])
+    # log-ratios: chosen 0.5 and -1.0; rejected -2.0 and 1.0
+    expected = ((0.5 - 1) ** 2 + (-2.0 + 1) ** 2 + (-1.0 - 1) ** 2 + (1.0 + 1) ** 2) / 2
+    out = dpo_loss(chosen, rejected, mask, mask, ref_chosen, ref_rejected, beta, [("sppo_hard", 1.0)])
+    assert out.loss.item() == pytest.approx(expected)
+    assert out.reward_accuracy == 0.5  # the first pair's margin is 2.5, the second's -2.0
 
 
 def test_a_step_changes_every_trainable_parameter_and_not_the_reference(tiny_model: Path) -> None:
