@@ -16,6 +16,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, crea
 from cluster.section import RecipeSection
 from games.base import registry
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
+from learner.lora import LoRAOptions
 from tasks.base import kinds
 
 
@@ -374,6 +375,12 @@ class DPOConfig(_Section):
         return self
 
 
+class LearnerConfig(_Section):
+    """How the learner holds the policy."""
+
+    lora: LoRAOptions | None = Field(None, description="low-rank adapters (peft): only they train; the reference is the base")
+
+
 class DataConfig(_Section):
     """Real preference data mixed into every DPO update."""
 
@@ -492,6 +499,7 @@ class _RunConfig(_Section):
     judge: JudgeConfig = JudgeConfig()
     league: LeagueConfig = LeagueConfig()
     dpo: DPOConfig = DPOConfig()
+    learner: LearnerConfig = LearnerConfig()
     self_play: SelfPlayConfig = SelfPlayConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
@@ -505,6 +513,17 @@ class _RunConfig(_Section):
         if isinstance(task, dict) and task.get("name") == "addition" and "kind" not in task:
             data = {**data, "task": {k: v for k, v in task.items() if k != "name"}}
         return data
+
+    @model_validator(mode="after")
+    def _lora_weights_by_object_store(self) -> RunConfig:
+        if self.learner.lora is not None and self.transfer_backend is not None:
+            raise ValueError(
+                f"learner.lora sends merged weights through Ray's object store, not vLLM's {self.transfer_backend} transfer "
+                "engine yet: set generator.weight_transfer: object_store"
+            )
+        if self.learner.lora is not None and "skill" in self.self_play.modes:
+            raise ValueError("skill play adds tokens, whose new embedding rows LoRA's adapters do not train: leave learner.lora unset")
+        return self
 
     @model_validator(mode="after")
     def _retention_is_held_out(self) -> RunConfig:

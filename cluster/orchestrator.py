@@ -124,7 +124,7 @@ class Orchestrator:
         check_kv_cache(cfg, policy, self.max_model_len)
         settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
         gpus = cfg.cluster.num_learner_gpus
-        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus))
+        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus), cfg.learner.lora)
         league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
         self.start_judge(cfg.judge)
@@ -167,7 +167,8 @@ class Orchestrator:
         for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
             policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
             learner = learner_actor(
-                self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus, near_driver(cfg.cluster.num_learner_gpus)
+                self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
+                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora,
             )
             version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
             generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k, learning=True)

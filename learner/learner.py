@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import dpo_loss
+from learner.lora import LoRAOptions, adapter_weights, base_weights, load_adapter_weights, merge_into_base, merged_weights, with_adapters
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
 from learner.trajectories import RoleBaseline, gather_actions, kl_to_reference, reinforce_loss
@@ -62,7 +63,7 @@ class WeightUpdate:
 
 
 class Learner:
-    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0, device: str = "cpu", lora: LoRAOptions | None = None) -> None:
         # Ray pins OMP_NUM_THREADS to an actor's CPU reservation (1 for none); the learner runs
         # while the generators wait, so it takes every core this process may use.
         torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -73,11 +74,10 @@ class Learner:
         # "cuda" only when Ray gave the actor a GPU: Ray 2.60 no longer hides a node's GPUs from
         # an actor that asked for none, and those GPUs belong to the generators
         self.device = torch.device(device)
-        self.policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device)
-        self.policy.train()
-        if dpo.gradient_checkpointing:  # activations recomputed in the backward pass: memory for time
-            self.policy.gradient_checkpointing_enable()
-        self.reference = self._frozen_copy()
+        self.lora = lora
+        self.policy: Any = self._trainable(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device))
+        # with LoRA the reference is the base, read with the adapters off (learner/lora.py)
+        self.reference = None if lora else self._frozen_copy()
         self.autocast = _autocast(self.device, dpo.precision)
         self.optimizer = self._dpo_optimizer()
         self._sft_optimizer: torch.optim.Optimizer | None = None
@@ -89,10 +89,27 @@ class Learner:
         self.iterations = 0
         self._sender: Any = None  # a learner.weight_transfer.WeightSender while a transfer group is open
 
+    def _trainable(self, model: torch.nn.Module) -> Any:
+        """`model` in training mode, with LoRA's adapters where the recipe asks for them."""
+        if self.settings.gradient_checkpointing:  # activations recomputed in the backward pass: memory for time
+            model.gradient_checkpointing_enable()
+            if self.lora:
+                model.enable_input_require_grads()  # the frozen embeddings must still pass gradients to the adapters
+        model = with_adapters(model, self.lora) if self.lora else model
+        model.train()
+        return model
+
     def _dpo_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.policy.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
-        )
+        trained = [p for p in self.policy.parameters() if p.requires_grad]  # with LoRA: the adapters alone
+        return torch.optim.AdamW(trained, lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay)
+
+    def _reference_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reference's per-token log-probabilities (no gradients)."""
+        with torch.no_grad():
+            if self.reference is not None:
+                return token_logps(self.reference, batch)[0]
+            with self.policy.disable_adapter():
+                return token_logps(self.policy, batch)[0]
 
     def _frozen_copy(self) -> torch.nn.Module:
         reference = copy.deepcopy(self.policy).eval()
@@ -103,6 +120,8 @@ class Learner:
     def add_tokens(self, tokens: list[str]) -> int:
         """Add special tokens (skill tags) to the tokenizer and grow the embeddings to match;
         the reference and the optimizer are rebuilt on the new parameters. Returns the vocabulary size."""
+        if self.lora:
+            raise ValueError("new tokens need new embedding rows, which LoRA's adapters do not train: skill play needs learner.lora unset")
         self.tokenizer.add_special_tokens({"additional_special_tokens": tokens})
         self.policy.resize_token_embeddings(len(self.tokenizer))
         self.reference = self._frozen_copy()
@@ -120,15 +139,27 @@ class Learner:
         """Start over from a checkpoint's weights (an exploiter after its snapshot joined the
         league): the reference follows, the optimizer starts afresh, and the version moves on (new
         weights, a new version; snapshot names stay unique). Returns the version."""
-        start = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-        self.policy.load_state_dict(start.state_dict())
-        self.refresh_reference()
+        start = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(self.device)
+        if self.lora:
+            self.policy = self._trainable(start)
+        else:
+            self.policy.load_state_dict(start.state_dict())
+            self.refresh_reference()
         self.optimizer = self._dpo_optimizer()
         self.version += 1
         return self.version
 
     def refresh_reference(self) -> None:
-        self.reference.load_state_dict(self.policy.state_dict())
+        """The reference becomes the policy as it is now (with LoRA: the adapters merge into the
+        base, fresh ones start on it, and so does the optimizer)."""
+        if self.reference is not None:
+            self.reference.load_state_dict(self.policy.state_dict())
+            return
+        assert self.lora is not None
+        self.policy = merge_into_base(self.policy, self.lora)
+        self.policy.train()
+        self.optimizer = self._dpo_optimizer()
+        self._sft_optimizer = None
 
     def sft_steps(
         self, batches: list[tuple[list[str], list[str]]], learning_rate: float, warmup_steps: int = 100
@@ -139,7 +170,7 @@ class Learner:
         because self-play starts from the SFT model.
         """
         if self._sft_optimizer is None:
-            self._sft_optimizer = torch.optim.AdamW(self.policy.parameters(), lr=learning_rate)
+            self._sft_optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=learning_rate)
         losses = []
         for prompts, responses in batches:
             batch = encode_pairs(self.tokenizer, prompts, responses, self.settings.answer_end)
@@ -255,8 +286,7 @@ class Learner:
         batch = encode_pairs(self.tokenizer, prompts, actions, self.settings.answer_end)
         with self.autocast():
             per_token, mask = token_logps(self.policy, batch)
-            with torch.no_grad():
-                ref = token_logps(self.reference, batch)[0]
+            ref = self._reference_logps(batch)
         return per_token, ref, mask
 
     def _trajectory_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -312,8 +342,7 @@ class Learner:
                                  [ended[i] for i in idx] + [ended[k + i] for i in idx])
             with self.autocast():
                 per_token, mask = token_logps(self.policy, batch)
-                with torch.no_grad():
-                    ref = token_logps(self.reference, batch)[0].sum(-1)
+                ref = self._reference_logps(batch).sum(-1)
             m = len(idx)
             out = dpo_loss(per_token[:m], per_token[m:], mask[:m], mask[m:], ref[:m], ref[m:], self.settings.beta, self.settings.terms,
                            self.settings.label_smoothing, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
@@ -344,7 +373,11 @@ class Learner:
 
     def publish(self) -> WeightUpdate:
         """The current weights under their checkpoint names, detached copies safe to ship."""
-        return WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.policy.state_dict().items()})
+        return WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The policy's full weights under the model's own names (with LoRA: merged, learner/lora.py)."""
+        return merged_weights(self.policy) if self.lora else self.policy.state_dict()
 
     def open_transfer(self, backend: str, generators: list, ranks_per_generator: int, timeout_s: float) -> None:
         """A vLLM weight-transfer group (`nccl` on GPUs, `gloo` on CPU) from this learner to
@@ -373,7 +406,8 @@ class Learner:
         """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into place."""
 
         def write(tmp: Path) -> None:
-            self.policy.save_pretrained(tmp)
+            model = self.policy.get_base_model() if self.lora else self.policy
+            model.save_pretrained(tmp, state_dict=self.weights())
             self.tokenizer.save_pretrained(tmp)
 
         return str(replace_dir_atomically(Path(path), write))
@@ -384,9 +418,13 @@ class Learner:
         counters and the sampling generator. Written beside `path`, then renamed into place."""
 
         def write(tmp: Path) -> None:
-            self.policy.save_pretrained(tmp / "policy")
+            if self.lora:  # the base as the checkpoint, the adapters beside it (the reference is the base)
+                self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=base_weights(self.policy))
+                torch.save(adapter_weights(self.policy), tmp / "adapters.pt")
+            else:
+                self.policy.save_pretrained(tmp / "policy")
+                torch.save(self.reference.state_dict(), tmp / "reference.pt")
             self.tokenizer.save_pretrained(tmp / "policy")
-            torch.save(self.reference.state_dict(), tmp / "reference.pt")
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             counters = {"version": self.version, "iterations": self.iterations, "rng": self.rng.bit_generator.state,
                         "baseline": self.baseline.values}
@@ -398,7 +436,10 @@ class Learner:
         """Take up a state written by `save_state` (the learner must have been built from its
         `policy/` checkpoint, which holds the weights); returns the policy version."""
         path = Path(path)
-        self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
+        if self.reference is not None:
+            self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
+        else:
+            load_adapter_weights(self.policy, torch.load(path / "adapters.pt", weights_only=True, map_location=self.device))
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device))
         counters = json.loads((path / "learner.json").read_text())
         self.version, self.iterations = counters["version"], counters["iterations"]

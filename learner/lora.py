@@ -1,0 +1,86 @@
+"""LoRA for the learner (`learner.lora` in a recipe), through peft.
+
+With LoRA the policy is the base model with low-rank adapters, and only the adapters train:
+the optimizer holds their state alone, and the reference is the base itself, read with the
+adapters switched off (no second copy of the weights). Refreshing the reference merges the
+adapters into the base and starts fresh ones, so "the reference follows the policy every N
+iterations" means what it means without LoRA; the optimizer then starts afresh too (its
+parameters are new).
+
+The generators, checkpoints and snapshots get merged weights under the base model's own
+names (W + the adapter's delta, computed, the base never modified), so vLLM and transformers
+load them unchanged. A resumable state keeps the base and the adapters apart.
+
+Not yet: adapters sent to the generators as adapters (vLLM's LoRA serving), and merged weights
+over vLLM's weight-transfer engine (the recipe is refused; the object store carries them).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from cluster.section import RecipeSection
+
+if TYPE_CHECKING:  # torch and peft load with the learner, not with a recipe
+    import torch
+    from peft import PeftModel
+
+ADAPTER = "default"
+
+
+class LoRAOptions(RecipeSection):
+    """Low-rank adapters on the policy (peft's LoraConfig)."""
+
+    rank: int = Field(16, ge=1, description="the adapters' rank r")
+    alpha: float = Field(32.0, gt=0, description="scaling: the update is alpha / rank x B A")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names to adapt (q_proj, v_proj, ...), or every linear layer but the output head"
+    )
+
+
+def with_adapters(model: torch.nn.Module, options: LoRAOptions) -> PeftModel:
+    """`model` with fresh adapters (B zero: the policy starts equal to the base)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=options.target_modules)
+    return get_peft_model(model, config)
+
+
+def merged_weights(model: PeftModel) -> dict[str, torch.Tensor]:
+    """The policy's full weights under the base model's names: each adapted layer's W + delta."""
+    from peft.tuners.lora import LoraLayer
+
+    deltas = {f"{name}.weight": module.get_delta_weight(ADAPTER) for name, module in model.get_base_model().named_modules()
+              if isinstance(module, LoraLayer)}
+    out = {}
+    for key, value in base_weights(model).items():
+        out[key] = (value + deltas[key].to(value.dtype)).detach() if key in deltas else value
+    return out
+
+
+def base_weights(model: PeftModel) -> dict[str, torch.Tensor]:
+    """The base model's weights under its own names, adapters left out."""
+    return {key.replace(".base_layer.", "."): value for key, value in model.get_base_model().state_dict().items() if ".lora_" not in key}
+
+
+def adapter_weights(model: PeftModel) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(model, adapter_name=ADAPTER)
+
+
+def load_adapter_weights(model: PeftModel, weights: dict[str, torch.Tensor]) -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(model, weights, adapter_name=ADAPTER)
+    differ = [k for k in [*result.missing_keys, *result.unexpected_keys] if ".lora_" in k]
+    if differ:
+        raise ValueError(f"the saved adapters and these differ in {len(differ)} weights ({differ[0]}, ...): was the state saved with "
+                         "other learner.lora options? Resume with the recipe the run was saved with")
+
+
+def merge_into_base(model: PeftModel, options: LoRAOptions) -> PeftModel:
+    """The adapters folded into the base, and fresh adapters on it (a reference refresh)."""
+    return with_adapters(model.merge_and_unload(), options)

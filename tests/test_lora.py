@@ -1,0 +1,81 @@
+"""LoRA in the learner (learner/lora.py): only the adapters train and hold optimizer state, the
+reference is the base with the adapters off, merged weights load in transformers unchanged,
+a reference refresh folds the adapters in, and a saved state resumes exactly."""
+import copy
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from learner.learner import DPOSettings, Learner
+from learner.lora import LoRAOptions, merged_weights
+from learner.sequences import encode_pairs, token_logps
+
+PAIRS = pa.table({
+    "prompt": ["210+543=", "999+100=", "005+005=", "321+654=", "111+111=", "400+400="],
+    "chosen": ["7530", "0001", "0100", "9750", "2220", "0080"],
+    "rejected": ["7531", "01", "0000", "975", "2221", "008"],
+})
+LORA = LoRAOptions(rank=4, alpha=8.0)
+
+
+def _logps(model: torch.nn.Module, learner: Learner) -> torch.Tensor:
+    batch = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
+    with torch.no_grad():
+        return token_logps(model, batch)[0]
+
+
+def test_only_the_adapters_train_and_the_reference_is_the_base(tiny_model: Path) -> None:
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    learner = Learner(tiny_model, DPOSettings(batch_size=3, epochs=2, learning_rate=1e-2, ref_refresh_every=0), seed=0, lora=LORA)
+    trained = [n for n, p in learner.policy.named_parameters() if p.requires_grad]
+    assert trained and all(".lora_" in n for n in trained) and learner.reference is None
+    stats = learner.train(PAIRS)
+    assert stats["steps"] == 4 and learner.version == 1
+    state = learner.optimizer.state_dict()["state"]
+    held = sum(t.numel() for s in state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0)
+    adapters = sum(p.numel() for p in learner.policy.parameters() if p.requires_grad)
+    assert held == 2 * adapters < 0.3 * sum(p.numel() for p in base.parameters())  # AdamW's two moments, adapters only
+    batch = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
+    assert torch.allclose(learner._reference_logps(batch), _logps(base, learner), atol=1e-6)  # the base, untouched
+    assert not torch.allclose(_logps(learner.policy, learner), _logps(base, learner), atol=1e-4)  # the policy moved
+
+
+def test_merged_weights_load_in_transformers_and_equal_the_policy(tiny_model: Path, tmp_path: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(batch_size=3, epochs=1, learning_rate=1e-2, ref_refresh_every=0), seed=0, lora=LORA)
+    learner.train(PAIRS)
+    reference = copy.deepcopy(learner.policy).merge_and_unload().state_dict()
+    merged = merged_weights(learner.policy)
+    assert merged.keys() == reference.keys()
+    for key in merged:
+        assert torch.allclose(merged[key], reference[key], atol=1e-6), key
+    plain = AutoModelForCausalLM.from_pretrained(learner.save_checkpoint(tmp_path / "v1"), dtype=torch.float32)
+    assert not any("lora" in k for k in plain.state_dict())
+    assert torch.allclose(_logps(plain, learner), _logps(learner.policy, learner), atol=1e-5)
+    assert learner.publish().weights.keys() == plain.state_dict().keys()
+
+
+def test_a_reference_refresh_folds_the_adapters_into_the_base(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(batch_size=3, epochs=1, learning_rate=1e-2, ref_refresh_every=1), seed=0, lora=LORA)
+    learner.train(PAIRS)  # refreshes after the iteration
+    batch = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
+    assert torch.allclose(learner._reference_logps(batch), _logps(learner.policy, learner), atol=1e-5)
+    assert all(torch.count_nonzero(p) == 0 for n, p in learner.policy.named_parameters() if "lora_B" in n)  # fresh adapters
+    assert all(".lora_" in n for n, p in learner.policy.named_parameters() if p.requires_grad)
+
+
+def test_a_resumed_lora_learner_matches_an_uninterrupted_one(tiny_model: Path, tmp_path: Path) -> None:
+    settings = DPOSettings(batch_size=3, epochs=1, ref_refresh_every=2, learning_rate=1e-2)
+    steady = Learner(tiny_model, settings, seed=3, lora=LORA)
+    steady.train(PAIRS)
+    state = steady.save_state(tmp_path / "state")
+    resumed = Learner(Path(state) / "policy", settings, seed=99, lora=LORA)
+    assert resumed.load_state(state) == steady.version == 1
+    for learner in (steady, resumed):
+        learner.train(PAIRS)  # the second iteration refreshes the reference: adapters merge
+    for (name, a), b in zip(merged_weights(steady.policy).items(), merged_weights(resumed.policy).values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    with pytest.raises(ValueError, match="saved with other learner.lora options"):
+        Learner(Path(state) / "policy", settings, lora=LoRAOptions(rank=4, target_modules=["q_proj"])).load_state(state)
