@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.checkpoint import replace_dir_atomically
-from learner.dpo import dpo_loss
+from learner.dpo import DPOLoss, dpo_loss
 from learner.lora import LoRAOptions, adapter_weights, base_weights, load_adapter_weights, merge_into_base, merged_weights, with_adapters
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
@@ -290,7 +290,27 @@ class Learner:
         return per_token, ref, mask
 
     def _trajectory_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        """One DPO step on episode pairs: each side's log-probability is the sum over its action tokens."""
+        """One DPO step on episode pairs, each side's log-probability the sum over its action
+        tokens; gradients accumulated over micro-batches of whole pairs (`micro_batch_tokens`)."""
+        sides = [(r[f"{side}_prompts"], r[f"{side}_actions"]) for side in ("chosen", "rejected") for r in rows]
+        lengths = self._lengths([p for ps, _ in sides for p in ps], [a for _, acts in sides for a in acts])
+        k, counts = len(rows), [len(acts) for _, acts in sides]
+        bounds = np.cumsum([0, *counts])
+        chosen_tokens = sum(actions for _, actions in lengths[: bounds[k]])
+        items = [(counts[i] + counts[k + i], max(t for t, _ in lengths[bounds[i]:bounds[i + 1]] + lengths[bounds[k + i]:bounds[k + i + 1]]))
+                 for i in range(k)]
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
+        for idx in self._micro_batches(items):
+            out = self._trajectory_loss([rows[i] for i in idx], k, chosen_tokens)
+            out.loss.backward()
+            for key, value in (("loss", out.loss.item()), ("dpo_loss", out.dpo.item()), ("nll", out.nll.item()),
+                               ("reward_accuracy", out.reward_accuracy * len(idx) / k), ("reward_margin", out.reward_margin * len(idx) / k)):
+                totals[key] += value
+        self._step()
+        return totals
+
+    def _trajectory_loss(self, rows: list[dict[str, Any]], batch_pairs: int, batch_chosen_tokens: int) -> DPOLoss:
         k = len(rows)
         prompts, actions, owners = [], [], []
         for side, offset in (("chosen", 0), ("rejected", k)):
@@ -298,28 +318,37 @@ class Learner:
                 prompts += r[f"{side}_prompts"]
                 actions += r[f"{side}_actions"]
                 owners += [offset + i] * len(r[f"{side}_actions"])
-        self.optimizer.zero_grad(set_to_none=True)
         per_token, ref, mask = self._moves_logps(prompts, actions)
         tokens, keep = gather_actions(per_token, mask, owners, 2 * k)
         ref_sums = gather_actions(ref, mask, owners, 2 * k)[0].sum(-1)
-        out = dpo_loss(tokens[:k], tokens[k:], keep[:k], keep[k:], ref_sums[:k], ref_sums[k:], self.settings.beta, self.settings.terms,
-                       self.settings.label_smoothing)
-        out.loss.backward()
-        self._step()
-        return {"loss": out.loss.item(), "dpo_loss": out.dpo.item(), "nll": out.nll.item(),
-                "reward_accuracy": out.reward_accuracy, "reward_margin": out.reward_margin}
+        return dpo_loss(tokens[:k], tokens[k:], keep[:k], keep[k:], ref_sums[:k], ref_sums[k:], self.settings.beta, self.settings.terms,
+                        self.settings.label_smoothing, batch_pairs=batch_pairs, batch_chosen_tokens=batch_chosen_tokens)
 
     def _reinforce_step(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        """One REINFORCE step on moves that carry their advantage."""
+        """One REINFORCE step on moves that carry their advantage; gradients accumulated over
+        micro-batches of moves (`micro_batch_tokens`), the losses weighed as one whole batch's."""
+        lengths = self._lengths([r["prompt"] for r in rows], [r["action"] for r in rows])
+        action_tokens = max(1, sum(actions for _, actions in lengths))
         self.optimizer.zero_grad(set_to_none=True)
-        per_token, ref, mask = self._moves_logps([r["prompt"] for r in rows], [r["action"] for r in rows])
-        advantages = torch.tensor([r["advantage"] for r in rows], dtype=per_token.dtype, device=per_token.device)
-        pg = reinforce_loss(per_token, mask, advantages)
-        kl = kl_to_reference(per_token, ref, mask)
-        loss = pg + self.settings.kl_weight * kl if self.settings.kl_weight else pg
-        loss.backward()
+        totals = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0}
+        for idx in self._micro_batches([(1, total) for total, _ in lengths]):
+            sub = [rows[i] for i in idx]
+            per_token, ref, mask = self._moves_logps([r["prompt"] for r in sub], [r["action"] for r in sub])
+            advantages = torch.tensor([r["advantage"] for r in sub], dtype=per_token.dtype, device=per_token.device)
+            pg = reinforce_loss(per_token, mask, advantages) * len(sub) / len(rows)  # a mean over the whole batch's moves
+            kl = kl_to_reference(per_token, ref, mask) * mask.sum() / action_tokens  # and over its action tokens
+            loss = pg + self.settings.kl_weight * kl if self.settings.kl_weight else pg
+            loss.backward()
+            totals["loss"] += loss.item()
+            totals["pg_loss"] += pg.item()
+            totals["kl"] += kl.item()
         self._step()
-        return {"loss": loss.item(), "pg_loss": pg.item(), "kl": kl.item(), "mean_advantage": float(advantages.mean())}
+        return {**totals, "mean_advantage": float(np.mean([r["advantage"] for r in rows]))}
+
+    def _lengths(self, prompts: list[str], answers: list[str]) -> list[tuple[int, int]]:
+        """Each (prompt, answer)'s tokens in all and its scored answer tokens, as training encodes it."""
+        batch = encode_pairs(self.tokenizer, prompts, answers, self.settings.answer_end)
+        return list(zip(batch["attention_mask"].sum(-1).tolist(), batch["completion_mask"][:, 1:].sum(-1).tolist(), strict=True))
 
     def _step(self) -> None:
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
@@ -336,7 +365,8 @@ class Learner:
         chosen_tokens = int(whole["completion_mask"][:k, 1:].sum())  # scored tokens: position t predicts t + 1
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
-        for idx in self._micro_batches(whole["attention_mask"].sum(-1).tolist(), k):
+        lengths = whole["attention_mask"].sum(-1).tolist()
+        for idx in self._micro_batches([(2, max(lengths[i], lengths[k + i])) for i in range(k)]):
             sub = [prompts[i] for i in idx]
             batch = encode_pairs(self.tokenizer, sub + sub, [chosen[i] for i in idx] + [rejected[i] for i in idx], end,
                                  [ended[i] for i in idx] + [ended[k + i] for i in idx])
@@ -355,20 +385,20 @@ class Learner:
         self._step()
         return totals
 
-    def _micro_batches(self, lengths: list[int], k: int) -> list[list[int]]:
-        """Pairs grouped in order so each group's padded size (2 x pairs x longest) fits the budget."""
+    def _micro_batches(self, items: list[tuple[int, int]]) -> list[list[int]]:
+        """Items, each (its rows, its longest row's tokens), grouped in order so each group's padded
+        size (rows x longest) fits `micro_batch_tokens`; one group without a budget."""
         budget = self.settings.micro_batch_tokens
         if budget is None:
-            return [list(range(k))]
+            return [list(range(len(items)))]
         groups: list[list[int]] = [[]]
-        longest = 0
-        for i in range(k):
-            length = max(lengths[i], lengths[k + i])
-            if groups[-1] and 2 * (len(groups[-1]) + 1) * max(longest, length) > budget:
+        rows = longest = 0
+        for i, (n, length) in enumerate(items):
+            if groups[-1] and (rows + n) * max(longest, length) > budget:
                 groups.append([])
-                longest = 0
+                rows = longest = 0
             groups[-1].append(i)
-            longest = max(longest, length)
+            rows, longest = rows + n, max(longest, length)
         return groups
 
     def publish(self) -> WeightUpdate:

@@ -79,3 +79,27 @@ def test_a_resumed_lora_learner_matches_an_uninterrupted_one(tiny_model: Path, t
         assert torch.allclose(a, b, atol=1e-6), name
     with pytest.raises(ValueError, match="saved with other learner.lora options"):
         Learner(Path(state) / "policy", settings, lora=LoRAOptions(rank=4, target_modules=["q_proj"])).load_state(state)
+
+
+def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_cluster, tmp_path: Path) -> None:
+    """The tiny model's run with learner.lora: merged weights reach the generators under the
+    model's own names (each iteration a new version), snapshots are plain checkpoints, and a
+    resumed run takes up the adapters."""
+    from conftest import read_metrics, tiny_run
+
+    from cluster.cli import main
+    from cluster.config import parse_config
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path / "run"
+    recipe = tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": 48},
+                      learner={"lora": {"rank": 8, "alpha": 16}}, dpo={"learning_rate": 5e-3, "ref_refresh_every": 0},
+                      league={"admission_threshold": 0.01, "min_admission_games": 1})
+    run_self_play(parse_config(recipe), show_progress=False)
+    rows = read_metrics(run_dir)
+    assert [r["version"] for r in rows] == [0, 1, 2] and all(r["pairs"] > 0 for r in rows[1:])
+    snapshots = [p for p in (run_dir / "checkpoints").iterdir() if p.name != "v0"]
+    assert snapshots and all((p / "config.json").is_file() and not (p / "adapter_config.json").exists() for p in snapshots)
+    assert (run_dir / "state" / "learner" / "adapters.pt").is_file() and not (run_dir / "state" / "learner" / "reference.pt").exists()
+    assert main(["run", "--resume", str(run_dir), "--iterations", "3", "--quiet"]) == 0
+    assert [r["version"] for r in read_metrics(run_dir)] == [0, 1, 2, 3]

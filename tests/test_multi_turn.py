@@ -5,6 +5,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -138,6 +139,23 @@ def test_both_objectives_move_the_policy_the_right_way(tiny_model: Path) -> None
     assert learner.version == 1 and math.isfinite(stats["pg_loss"])
     assert move_logp(learner, [won["prompt"]], [won["action"]]) > before
     assert set(learner.baseline.values) == {"nim/0", "nim/1"}  # one baseline per seat, kept in the learner's state
+
+
+@pytest.mark.parametrize("objective", ["dpo", "reinforce"])
+def test_micro_batched_game_steps_equal_the_whole_batch_step(tiny_model: Path, objective: str) -> None:
+    """Episode pairs and REINFORCE moves under a token budget: the accumulated gradients are the whole batch's."""
+    rows, turns, moves = as_records(1, "nim", scripted_episodes())
+    table = MultiTurn.record(1, "me", 3, rows, turns, moves, objective).pairs
+    settings = dict(batch_size=64, epochs=1, learning_rate=1e-2, max_grad_norm=1e6, ref_refresh_every=0, kl_weight=0.5)
+    whole, split = Learner(tiny_model, DPOSettings(**settings)), Learner(tiny_model, DPOSettings(**settings, micro_batch_tokens=24))
+    if objective == "dpo":  # one pair: a second, mirrored, so the budget has pairs to split
+        table = pa.concat_tables([table, table])
+    forward, calls = split._moves_logps, []
+    split._moves_logps = lambda prompts, actions: (calls.append(len(prompts)), forward(prompts, actions))[1]
+    a, b = whole.train(table), split.train(table)
+    assert len(calls) > 1 and a["loss"] == pytest.approx(b["loss"], rel=1e-5)  # split, and the same step
+    for (name, x), y in zip(whole.policy.named_parameters(), split.policy.parameters()):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
 def test_multi_turn_needs_a_game_task() -> None:
