@@ -85,16 +85,14 @@ def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_
     """The tiny model's run with learner.lora: merged weights reach the generators under the
     model's own names (each iteration a new version), snapshots are plain checkpoints, and a
     resumed run takes up the adapters."""
+    # LoRA adapts a trained model (from scratch its frozen random embeddings leave the adapters
+    # little to learn from): the tiny model's SFT first, with full weights, as the starting point
+    import numpy as np
     from conftest import read_metrics, tiny_run
 
     from cluster.cli import main
     from cluster.config import parse_config
     from cluster.run import run_self_play
-
-    # LoRA adapts a trained model (from scratch its frozen random embeddings leave the adapters
-    # little to learn from): the tiny model's SFT first, with full weights, as the starting point
-    import numpy as np
-
     from tasks.addition import AdditionTask
 
     task, rng = AdditionTask(digits=1), np.random.default_rng(0)
@@ -108,7 +106,7 @@ def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_
     recipe["model"] = {"path": start}
     run_self_play(parse_config(recipe), show_progress=False)
     rows = read_metrics(run_dir)
-    assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)], [(r.get("pairs"), r.get("loss"), r.get("games"), r.get("version")) for r in rows]
+    assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)], [(r.get("pairs"), r.get("games")) for r in rows]
     snapshots = [p for p in (run_dir / "checkpoints").iterdir() if p.name != "v0"]
     assert snapshots and all((p / "config.json").is_file() and not (p / "adapter_config.json").exists() for p in snapshots)
     assert (run_dir / "state" / "learner" / "adapters.pt").is_file() and not (run_dir / "state" / "learner" / "reference.pt").exists()
