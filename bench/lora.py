@@ -1,6 +1,8 @@
 """LoRA against full fine-tuning on SmolLM2-135M-Instruct (the converted built-in model), on CPU:
 
-1. the learner: resident memory at its peak and time per DPO step on the same pairs, each
+1. the learner: the bytes its tensors hold (weights, reference, gradients, optimizer state: what
+   grows with the model), the process's resident memory at its peak (with the Python and torch
+   runtime, the activations and the loading), and time per DPO step on the same pairs, each
    learner in a fresh process so one's memory does not count in the other's;
 2. self-play: the smollm2-arithmetic recipe's held-out accuracy after the same self-play time.
 
@@ -45,7 +47,21 @@ def learner_figures(lora: bool, steps: int, queue: mp.Queue) -> None:
         learner.train(pairs)
     step = (time.perf_counter() - start) / steps
     trained = sum(p.numel() for p in learner.policy.parameters() if p.requires_grad)
-    queue.put({"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "step_s": step, "trained_params": trained})
+    queue.put({"tensors_gb": held_bytes(learner) / 2**30, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               "step_s": step, "trained_params": trained})
+
+
+def held_bytes(learner) -> int:
+    """Bytes of every distinct storage the learner keeps between steps: the policy's weights and
+    gradients, the reference's weights (none with LoRA) and the optimizer's state."""
+    import torch
+
+    tensors = [p for p in learner.policy.parameters()] + [p.grad for p in learner.policy.parameters() if p.grad is not None]
+    if learner.reference is not None:
+        tensors += list(learner.reference.parameters())
+    tensors += [t for state in learner.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
 
 
 def measure_learners(steps: int) -> dict[str, dict]:
@@ -89,7 +105,7 @@ def main() -> None:
         figures = measure_learners(args.steps)
         full, lora = figures["full"], figures["lora"]
         print(f"  learner, DPO steps of 8 pairs:  {'full':>10s} {'lora':>10s} {'lora/full':>10s}")
-        for key, unit in (("peak_rss_gb", "GB"), ("step_s", "s"), ("trained_params", "")):
+        for key, unit in (("tensors_gb", "GB"), ("peak_rss_gb", "GB"), ("step_s", "s"), ("trained_params", "")):
             print(f"    {key + (' (' + unit + ')' if unit else ''):30s} {full[key]:10.3g} {lora[key]:10.3g} {lora[key] / full[key]:10.3f}")
     if args.part in ("self-play", "both"):
         runs = measure_self_play(args.seconds, args.seed)

@@ -366,6 +366,8 @@ class DPOConfig(_Section):
     def _terms(self) -> DPOConfig:
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError(f"loss_weights has {len(self.loss_weights)} weights for {len(self.loss_type)} loss types; give one each")
+        if any(w < 0 for w in self.loss_weights or []):
+            raise ValueError(f"loss_weights {self.loss_weights} has a negative weight, which would reverse its term; give weights >= 0")
         if "sft" in self.loss_type and self.nll_weight:
             raise ValueError("the sft term is given twice, in loss_type and as nll_weight; set nll_weight: 0 or drop sft")
         if "exo_pair" in self.loss_type and not 0 < self.label_smoothing < 1:
@@ -576,8 +578,8 @@ class _RunConfig(_Section):
     def transfer_backend(self) -> str | None:
         """The weight-transfer backend of the learning agents' generators (None: the object store)."""
         choice = self.generator.weight_transfer
-        if choice == "auto":
-            return "nccl" if _whole_gpus(self.generator, self.cluster) else None
+        if choice == "auto":  # LoRA's merged weights go by the object store (learner/lora.py)
+            return "nccl" if _whole_gpus(self.generator, self.cluster) and self.learner.lora is None else None
         return None if choice == "object_store" else choice
 
 

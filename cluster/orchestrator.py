@@ -265,6 +265,7 @@ class Orchestrator:
             if val >= sft.stop_at_accuracy:
                 break
         bar.close()
+        ray.get(self.learner.refresh_reference.remote())  # self-play's reference is the warmed-up policy
 
     # ------------------------------------------------------------------ loop
     def _sft_prompt(self, prompt: str, games: list[Game]) -> str:
@@ -305,6 +306,7 @@ class Orchestrator:
         games = self.exploiter_games()
         played = [game.play(self.context(), agent, it, n) for game in games]
         fields = {k: v for p in played for k, v in p.fields.items()}
+        fields["admitted"] = next((p.fields["admitted"] for p in played if p.fields["admitted"]), None)  # any game may admit it
         reset = bool(fields["admitted"]) and ray.get(self.league.reset_after_snapshot.remote(agent.name))
         if reset:
             ray.get(agent.learner.reset_to.remote(str(self.run.checkpoint("v0"))))

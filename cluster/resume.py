@@ -66,8 +66,8 @@ class ResumePoint:
             for name in LEARNER_FILES:
                 if not (learner / name).is_file():
                     raise ResumeError(f"{str(learner / name)!r} is missing; {DAMAGED}")
-            if not any((learner / name).is_file() for name in REFERENCE_FILES):
-                raise ResumeError(f"{str(learner / REFERENCE_FILES[0])!r} is missing; {DAMAGED}")
+            if not any(all((learner / name).is_file() for name in names) for names in REFERENCE_FILES):
+                raise ResumeError(f"{str(learner / REFERENCE_FILES[0][0])!r} is missing; {DAMAGED}")
             _json(learner / "learner.json")
         if not (root / "metrics.jsonl").is_file():
             raise ResumeError(f"{str(root / 'metrics.jsonl')!r} is missing; {DAMAGED}")
@@ -75,7 +75,8 @@ class ResumePoint:
 
 DRIVER_KEYS = ("iteration", "version", "rng", "league_rng", "retention_start", "seconds")
 LEARNER_FILES = ("policy/config.json", "optimizer.pt", "learner.json")
-REFERENCE_FILES = ("reference.pt", "adapters.pt")  # the reference's weights, or with LoRA the adapters (the base is the reference)
+# the reference's weights, or with LoRA the base (the reference) and the adapters
+REFERENCE_FILES = (("reference.pt",), ("base.pt", "adapters.pt"))
 DAMAGED = "the run's saved state is damaged, so it cannot be resumed; it was left as it was (start anew with --overwrite)"
 
 

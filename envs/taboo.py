@@ -4,12 +4,14 @@ must lead the defender (seat 1) to say it; the defender does not know it and mus
 but may guess it once, in the form `I know the word! It is "<word>"!`.
 
 - The defender says the target word outside a guess: the attacker wins.
-- The attacker says the target word: the attacker loses.
-- The defender guesses: right, the defender wins; wrong, the attacker wins. One guess ends the game.
+- The attacker says the target word, or the guess phrase (only the defender guesses): the attacker loses.
+- The defender guesses (an utterance with `I know the word`): right when the target word follows
+  the phrase, as SPAG reads it (`It's apple!`, `it is an apple`), and the defender wins; wrong, the
+  attacker wins. One guess ends the game.
 - Nobody has won after `turns_each` utterances each (five in SPAG): a draw.
 
-The word counts as said in any of its simple inflections (`apple`, `apples`; `dance`, `danced`,
-`dancing`), as whole words and ignoring case. Judged by these rules alone, no judges. The target
+The word counts as said in any of its simple inflections (`apple`, `apples`; `city`, `cities`;
+`dance`, `danced`, `dancing`), as whole words and ignoring case. Judged by these rules alone, no judges. The target
 words come from `words` (a text file, one word a line, `#` comments), by default the list shipped
 beside this module (envs/taboo_words.txt). Any text is a valid utterance; the random player's
 moves (`legal_actions`) name other words of the list, and its guesses are wrong but for luck.
@@ -27,7 +29,7 @@ from pydantic import Field, field_validator
 from envs.base import Ending, EnvError, EnvOptions, environment
 
 SHIPPED_WORDS = Path(__file__).with_name("taboo_words.txt")
-GUESS = re.compile(r"i know the word\W*it is\W*([a-z][a-z'-]*)", re.IGNORECASE)
+GUESS = re.compile(r"i know the word", re.IGNORECASE)
 ATTACKER, DEFENDER = 0, 1
 
 
@@ -66,8 +68,8 @@ class TabooOptions(EnvOptions):
 
 def says(text: str, word: str) -> bool:
     """Whether `text` contains `word` or a simple inflection of it, as a whole word."""
-    stem = word[:-1] if word.endswith("e") else word
-    pattern = rf"\b(?:{re.escape(word)}(?:s|es|d|ed)?|{re.escape(stem)}(?:ing|ed))\b"
+    stem = word[:-1] if word.endswith(("e", "y")) else word
+    pattern = rf"\b(?:{re.escape(word)}(?:s|es|d|ed)?|{re.escape(stem)}(?:ing|ed|ies))\b"
     return re.search(pattern, text, re.IGNORECASE) is not None
 
 
@@ -117,9 +119,11 @@ class Taboo(Ending):
             raise EnvError("the episode is over; reset it")
         player = self.turn
         self.history.append((player, action))
-        guess = GUESS.search(action) if player == DEFENDER else None
-        if guess:
-            right = guess.group(1).lower() == self.target
+        guess = GUESS.search(action)
+        if guess and player == ATTACKER:
+            self._end(DEFENDER, "the attacker used the guess phrase")
+        elif guess:
+            right = says(action[guess.end():], self.target)
             self._end(DEFENDER if right else ATTACKER, f"the defender guessed {'right' if right else 'wrong'}")
         elif says(action, self.target):
             self._end(1 - player, f"the {('attacker', 'defender')[player]} said the word")

@@ -114,7 +114,7 @@ SUPPORTED: dict[str, Callable[[GameState, int], list[str]]] = {
     "TruthAndDeception-v0": _legal_truth_and_deception,
     "Debate-v0": _legal_debate,
 }
-JUDGED = {"Debate-v0"}  # decided by the run's judge pool as the jury
+JUDGED = {"Debate-v0": 6}  # decided by the run's judge pool as the jury, after this many arguments
 
 
 @environment
@@ -126,6 +126,9 @@ class TextArenaOptions(EnvOptions):
     @model_validator(mode="after")
     def _supported(self) -> TextArenaOptions:
         """Refuse, when the recipe is read, a game that would fail only once played."""
+        if self.game in JUDGED and self.max_turns < JUDGED[self.game]:
+            raise ValueError(f"{self.game} ends after {JUDGED[self.game]} arguments: max_turns {self.max_turns} would stop every "
+                             f"debate before its jury votes (a draw); give max_turns >= {JUDGED[self.game]}")
         if self.game in SUPPORTED:
             return self
         raise ValueError(f"textarena game {self.game!r} is not supported; supported: {', '.join(sorted(SUPPORTED))}")

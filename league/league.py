@@ -132,6 +132,9 @@ class League:
             raise ValueError(f"snapshot {snap.name} is already in the league; each version is frozen once")
         self.population.append(snap)
         self.ratings[snap.name] = self.ratings[player]
+        for seat in range(len(SEATS)):  # and its ratings in each seat, where it has played turn-based games
+            if seated(player, seat) in self.seat_ratings:
+                self.seat_ratings[seated(snap.name, seat)] = self.seat_ratings[seated(player, seat)]
         self.since_snapshot[player] = 0
         self._retire_beyond_cap()
         return snap
@@ -267,6 +270,10 @@ class League:
         for row in self.recent.values():
             row.pop(agent, None)
         self.ratings[agent] = self.starting_rating()
+        for seat in range(len(SEATS)):
+            start = seated(snapshot_name(CURRENT, 0), seat)
+            if seated(agent, seat) in self.seat_ratings:
+                self.seat_ratings[seated(agent, seat)] = self.seat_ratings.get(start, self.settings.initial_elo)
         return True
 
     def starting_rating(self) -> float:

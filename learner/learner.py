@@ -21,7 +21,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import DPOLoss, dpo_loss
-from learner.lora import LoRAOptions, adapter_weights, base_weights, load_adapter_weights, merge_into_base, merged_weights, with_adapters
+from learner.lora import (
+    LoRAOptions,
+    adapter_weights,
+    base_weights,
+    load_adapter_weights,
+    load_base_weights,
+    merge_into_base,
+    merged_weights,
+    with_adapters,
+)
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
 from learner.trajectories import RoleBaseline, gather_actions, kl_to_reference, reinforce_loss
@@ -108,8 +117,12 @@ class Learner:
         with torch.no_grad():
             if self.reference is not None:
                 return token_logps(self.reference, batch)[0]
-            with self.policy.disable_adapter():
-                return token_logps(self.policy, batch)[0]
+            self.policy.eval()  # as the frozen copy is: no dropout in the reference
+            try:
+                with self.policy.disable_adapter():
+                    return token_logps(self.policy, batch)[0]
+            finally:
+                self.policy.train()
 
     def _frozen_copy(self) -> torch.nn.Module:
         reference = copy.deepcopy(self.policy).eval()
@@ -167,7 +180,9 @@ class Learner:
         """Next-token training on the responses of (prompts, responses) batches; returns the mean loss.
 
         Runs in chunks so the driver can show progress; the reference follows the policy,
-        because self-play starts from the SFT model.
+        because self-play starts from the SFT model (with LoRA the driver calls
+        `refresh_reference` once the warm-up is over: a refresh starts new adapters, and with
+        them a new optimizer, which every chunk would otherwise reset).
         """
         if self._sft_optimizer is None:
             self._sft_optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=learning_rate)
@@ -187,7 +202,8 @@ class Learner:
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
             self._sft_optimizer.step()
             losses.append(loss.item())
-        self.refresh_reference()
+        if self.reference is not None:
+            self.refresh_reference()
         return float(np.mean(losses)) if losses else 0.0
 
     @torch.no_grad()
@@ -448,8 +464,9 @@ class Learner:
         counters and the sampling generator. Written beside `path`, then renamed into place."""
 
         def write(tmp: Path) -> None:
-            if self.lora:  # the base as the checkpoint, the adapters beside it (the reference is the base)
-                self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=base_weights(self.policy))
+            if self.lora:  # the policy as served (what a resumed run's generators load), the base and adapters beside it
+                self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=self.weights())
+                torch.save(base_weights(self.policy), tmp / "base.pt")
                 torch.save(adapter_weights(self.policy), tmp / "adapters.pt")
             else:
                 self.policy.save_pretrained(tmp / "policy")
@@ -469,6 +486,7 @@ class Learner:
         if self.reference is not None:
             self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
         else:
+            load_base_weights(self.policy, torch.load(path / "base.pt", weights_only=True, map_location=self.device))
             load_adapter_weights(self.policy, torch.load(path / "adapters.pt", weights_only=True, map_location=self.device))
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device))
         counters = json.loads((path / "learner.json").read_text())

@@ -9,14 +9,15 @@ parameters are new).
 
 The generators, checkpoints and snapshots get merged weights under the base model's own
 names (W + the adapter's delta, computed, the base never modified), so vLLM and transformers
-load them unchanged. A resumable state keeps the base and the adapters apart.
+load them unchanged. A resumable state holds those merged weights as its checkpoint (what a
+resumed run's generators serve) and the base and the adapters beside them.
 
 Not yet: adapters sent to the generators as adapters (vLLM's LoRA serving), and merged weights
 over vLLM's weight-transfer engine (the recipe is refused; the object store carries them).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -35,7 +36,7 @@ class LoRAOptions(RecipeSection):
     rank: int = Field(16, ge=1, description="the adapters' rank r")
     alpha: float = Field(32.0, gt=0, description="scaling: the update is alpha / rank x B A")
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = Field(
+    target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(
         "all-linear", description="module names to adapt (q_proj, v_proj, ...), or every linear layer but the output head"
     )
 
@@ -63,6 +64,15 @@ def merged_weights(model: PeftModel) -> dict[str, torch.Tensor]:
 def base_weights(model: PeftModel) -> dict[str, torch.Tensor]:
     """The base model's weights under its own names, adapters left out."""
     return {key.replace(".base_layer.", "."): value for key, value in model.get_base_model().state_dict().items() if ".lora_" not in key}
+
+
+def load_base_weights(model: PeftModel, weights: dict[str, torch.Tensor]) -> None:
+    """Put `base_weights` back under the adapted model's own names (`q_proj.base_layer.weight`)."""
+    base = model.get_base_model()
+    names = {key.replace(".base_layer.", "."): key for key in base.state_dict() if ".lora_" not in key}
+    if names.keys() != weights.keys():
+        raise ValueError("the saved base weights do not fit this model: resume with the recipe the run was saved with")
+    base.load_state_dict({names[key]: value for key, value in weights.items()}, strict=False)
 
 
 def adapter_weights(model: PeftModel) -> dict[str, torch.Tensor]:

@@ -131,3 +131,15 @@ def test_weight_transfer_follows_the_hardware_and_the_gpu_path_is_checked() -> N
     # a generator on part of a GPU asks vLLM for that part of its memory
     assert parse_config(shared).generator.gpu_memory_utilization == 0.45
     assert parse_config(gpus).generator.gpu_memory_utilization == parse_config({}).generator.gpu_memory_utilization == 0.9
+
+
+def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> None:
+    gpus = {"generator": {"num_gpus": 1}, "cluster": {"num_learner_gpus": 1}}
+    assert parse_config(gpus).transfer_backend == "nccl"
+    assert parse_config({**gpus, "learner": {"lora": {"rank": 8}}}).transfer_backend is None  # auto: the object store
+    with pytest.raises(ConfigError, match="learner.lora sends merged weights through Ray's object store"):
+        parse_config({"learner": {"lora": {}}, "generator": {"weight_transfer": "gloo"}})
+    with pytest.raises(ConfigError, match="negative weight"):
+        parse_config({"dpo": {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0, -1.0]}})
+    with pytest.raises(ConfigError, match="target_modules"):
+        parse_config({"learner": {"lora": {"target_modules": []}}})

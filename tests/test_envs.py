@@ -133,6 +133,9 @@ def taboo(seed: int = 0, **options):
     (["The room with the KITCHEN sink."], 1, "the attacker said the word"),
     (["You cook in it.", 'I know the word! It is "kitchen"!'], 1, "the defender guessed right"),
     (["You cook in it.", "I know the word! It is `oven`!"], 0, "the defender guessed wrong"),
+    (["You cook in it.", "I know the word! It's a kitchen."], 1, "the defender guessed right"),  # as SPAG reads a guess
+    (["You cook in it.", "I know the word! It is \"Kitchens\"!"], 1, "the defender guessed right"),
+    (["I know the word! Do you?"], 1, "the attacker used the guess phrase"),
 ])
 def test_taboo_rules_decide(moves: list[str], winner: int, reason: str) -> None:
     env = taboo()
@@ -142,6 +145,13 @@ def test_taboo_rules_decide(moves: list[str], winner: int, reason: str) -> None:
         assert env.step(move)
     assert env.done and env.reason == reason
     assert env.rewards()[winner] == WIN and env.rewards()[1 - winner] == LOSS
+
+
+def test_taboo_counts_inflections_as_saying_the_word() -> None:
+    from envs.taboo import says
+
+    assert says("Two cities!", "city") and says("dancing", "dance") and says("APPLES", "apple") and says("danced", "dance")
+    assert not says("pineapple", "apple") and not says("cityscape", "city")
 
 
 def test_taboo_is_a_draw_after_five_turns_each_and_only_the_attacker_sees_the_word() -> None:

@@ -65,6 +65,8 @@ def test_ratings_per_seat_show_the_first_movers_advantage(tmp_path: Path, capsys
     for name in (CURRENT, "v0"):
         assert rows[name]["elo_first"] > rows[name]["elo_second"] + 50
     assert rows[CURRENT]["score_first"] == pytest.approx(31 / 41) and rows["v0"]["score_second"] == pytest.approx(10 / 40)
+    league.admit(1, "/ckpt/v1")  # a snapshot starts at its agent's ratings, in each seat too
+    assert [league.seat_ratings[f"v1@{s}"] for s in ("first", "second")] == [league.seat_ratings[f"current@{s}"] for s in ("first", "second")]
     league.save(tmp_path / "league.json")
     assert League.load(tmp_path / "league.json").by_seat == league.by_seat
     (tmp_path / "run").mkdir()

@@ -71,6 +71,8 @@ def test_a_resumed_lora_learner_matches_an_uninterrupted_one(tiny_model: Path, t
     steady = Learner(tiny_model, settings, seed=3, lora=LORA)
     steady.train(PAIRS)
     state = steady.save_state(tmp_path / "state")
+    served = AutoModelForCausalLM.from_pretrained(Path(state) / "policy", dtype=torch.float32)  # what a resumed run's generators load
+    assert torch.allclose(_logps(served, steady), _logps(steady.policy, steady), atol=1e-5)
     resumed = Learner(Path(state) / "policy", settings, seed=99, lora=LORA)
     assert resumed.load_state(state) == steady.version == 1
     for learner in (steady, resumed):
@@ -112,3 +114,16 @@ def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_
     assert (run_dir / "state" / "learner" / "adapters.pt").is_file() and not (run_dir / "state" / "learner" / "reference.pt").exists()
     assert main(["run", "--resume", str(run_dir), "--iterations", "3", "--quiet"]) == 0
     assert [r["version"] for r in read_metrics(run_dir)[1:]] == [1, 2, 3]
+
+
+def test_a_lora_warm_up_keeps_its_optimizer_across_chunks_and_one_refresh_ends_it(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(), lora=LORA)
+    batch = (["1+1=", "2+2="], ["2", "4"])
+    learner.sft_steps([batch] * 3, 1e-2)
+    optimizer = learner._sft_optimizer
+    learner.sft_steps([batch] * 3, 1e-2)
+    assert learner._sft_optimizer is optimizer and optimizer.state  # Adam's moments carried on
+    trained = _logps(learner.policy, learner)
+    learner.refresh_reference()  # what the driver does once the warm-up is over
+    encoded = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
+    assert torch.allclose(learner._reference_logps(encoded), trained, atol=1e-5)
