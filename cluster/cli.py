@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("run_dir", type=Path)
     table.add_argument("--format", choices=["text", "csv", "json"], default="text")
     table.add_argument("--output", type=Path, help="write to this file instead of the terminal")
+    table.add_argument("--by-version", action="store_true",
+                       help="rate every version of each learning agent as its own player (the skill curve), from the run's records")
     export = sub.add_parser("human-export", help="write blind pairwise samples of a run's games for human raters")
     export.add_argument("run_dir", type=Path)
     export.add_argument("--n", type=_positive, default=200, help="how many games to sample (default 200)")
@@ -208,12 +210,37 @@ def _league(args: argparse.Namespace) -> int:
     except LeagueFileError as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
-    text = render(league_table(league, np.random.default_rng(0)), args.format, league.first_mover_score())
+    if args.by_version:
+        text = _by_version(league, args.run_dir, args.format)
+    else:
+        text = render(league_table(league, np.random.default_rng(0)), args.format, league.first_mover_score())
     if args.output:
         args.output.write_text(text + "\n")
     else:
         print(text)
     return 0
+
+
+def _by_version(league: Any, run_dir: Path, fmt: str) -> str:
+    import csv
+    import io
+
+    import numpy as np
+
+    from league.versions import render_versions, version_ratings
+
+    rows = version_ratings(league, run_dir, np.random.default_rng(0))
+    if fmt == "text":
+        return render_versions(rows)
+    flat = [{"agent": r.agent, "version": r.version, "player": r.player, "games": r.games, "bt": r.rating.rating,
+             "bt_low": r.rating.low, "bt_high": r.rating.high} for r in rows]
+    if fmt == "json":
+        return json.dumps(flat, indent=1)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["agent", "version", "player", "games", "bt", "bt_low", "bt_high"])
+    writer.writeheader()
+    writer.writerows(flat)
+    return out.getvalue()
 
 
 def _human_export(args: argparse.Namespace) -> int:
