@@ -265,7 +265,6 @@ class Orchestrator:
             if val >= sft.stop_at_accuracy:
                 break
         bar.close()
-        ray.get(self.learner.refresh_reference.remote())  # self-play's reference is the warmed-up policy
 
     # ------------------------------------------------------------------ loop
     def _sft_prompt(self, prompt: str, games: list[Game]) -> str:

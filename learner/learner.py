@@ -22,13 +22,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import DPOLoss, dpo_loss
 from learner.lora import (
+    ADAPTER,
+    REFERENCE,
     LoRAOptions,
     adapter_weights,
     base_weights,
     load_adapter_weights,
     load_base_weights,
-    merge_into_base,
     merged_weights,
+    reference_adapter,
     with_adapters,
 )
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
@@ -85,7 +87,7 @@ class Learner:
         self.device = torch.device(device)
         self.lora = lora
         self.policy: Any = self._trainable(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device))
-        # with LoRA the reference is the base, read with the adapters off (learner/lora.py)
+        # with LoRA the reference is the base with a frozen adapter of its own (learner/lora.py)
         self.reference = None if lora else self._frozen_copy()
         self.autocast = _autocast(self.device, dpo.precision)
         self.optimizer = self._dpo_optimizer()
@@ -117,12 +119,8 @@ class Learner:
         with torch.no_grad():
             if self.reference is not None:
                 return token_logps(self.reference, batch)[0]
-            self.policy.eval()  # as the frozen copy is: no dropout in the reference
-            try:
-                with self.policy.disable_adapter():
-                    return token_logps(self.policy, batch)[0]
-            finally:
-                self.policy.train()
+            with reference_adapter(self.policy):
+                return token_logps(self.policy, batch)[0]
 
     def _frozen_copy(self) -> torch.nn.Module:
         reference = copy.deepcopy(self.policy).eval()
@@ -163,16 +161,11 @@ class Learner:
         return self.version
 
     def refresh_reference(self) -> None:
-        """The reference becomes the policy as it is now (with LoRA: the adapters merge into the
-        base, fresh ones start on it, and so does the optimizer)."""
+        """The reference becomes the policy as it is now (with LoRA: its adapter copied into the reference's)."""
         if self.reference is not None:
             self.reference.load_state_dict(self.policy.state_dict())
-            return
-        assert self.lora is not None
-        self.policy = merge_into_base(self.policy, self.lora)
-        self.policy.train()
-        self.optimizer = self._dpo_optimizer()
-        self._sft_optimizer = None
+        else:
+            load_adapter_weights(self.policy, adapter_weights(self.policy), REFERENCE)
 
     def sft_steps(
         self, batches: list[tuple[list[str], list[str]]], learning_rate: float, warmup_steps: int = 100
@@ -180,9 +173,7 @@ class Learner:
         """Next-token training on the responses of (prompts, responses) batches; returns the mean loss.
 
         Runs in chunks so the driver can show progress; the reference follows the policy,
-        because self-play starts from the SFT model (with LoRA the driver calls
-        `refresh_reference` once the warm-up is over: a refresh starts new adapters, and with
-        them a new optimizer, which every chunk would otherwise reset).
+        because self-play starts from the SFT model.
         """
         if self._sft_optimizer is None:
             self._sft_optimizer = torch.optim.AdamW([p for p in self.policy.parameters() if p.requires_grad], lr=learning_rate)
@@ -202,8 +193,7 @@ class Learner:
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.settings.max_grad_norm)
             self._sft_optimizer.step()
             losses.append(loss.item())
-        if self.reference is not None:
-            self.refresh_reference()
+        self.refresh_reference()
         return float(np.mean(losses)) if losses else 0.0
 
     @torch.no_grad()
@@ -467,7 +457,7 @@ class Learner:
             if self.lora:  # the policy as served (what a resumed run's generators load), the base and adapters beside it
                 self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=self.weights())
                 torch.save(base_weights(self.policy), tmp / "base.pt")
-                torch.save(adapter_weights(self.policy), tmp / "adapters.pt")
+                torch.save({name: adapter_weights(self.policy, name) for name in (ADAPTER, REFERENCE)}, tmp / "adapters.pt")
             else:
                 self.policy.save_pretrained(tmp / "policy")
                 torch.save(self.reference.state_dict(), tmp / "reference.pt")
@@ -487,7 +477,9 @@ class Learner:
             self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
         else:
             load_base_weights(self.policy, torch.load(path / "base.pt", weights_only=True, map_location=self.device))
-            load_adapter_weights(self.policy, torch.load(path / "adapters.pt", weights_only=True, map_location=self.device))
+            adapters = torch.load(path / "adapters.pt", weights_only=True, map_location=self.device)
+            for name in (ADAPTER, REFERENCE):
+                load_adapter_weights(self.policy, adapters[name], name)
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device))
         counters = json.loads((path / "learner.json").read_text())
         self.version, self.iterations = counters["version"], counters["iterations"]

@@ -1,11 +1,11 @@
 """LoRA for the learner (`learner.lora` in a recipe), through peft.
 
 With LoRA the policy is the base model with low-rank adapters, and only the adapters train:
-the optimizer holds their state alone, and the reference is the base itself, read with the
-adapters switched off (no second copy of the weights). Refreshing the reference merges the
-adapters into the base and starts fresh ones, so "the reference follows the policy every N
-iterations" means what it means without LoRA; the optimizer then starts afresh too (its
-parameters are new).
+the optimizer holds their state alone. The reference is the same base with a second, frozen
+adapter (`reference`), no second copy of the weights: it starts as the base (its B is zero), and
+refreshing the reference copies the policy's adapter into it, so "the reference follows the
+policy every N iterations" means what it means without LoRA, the optimizer goes on, and the
+base never changes (every version of the policy is the one base plus an adapter).
 
 The generators, checkpoints and snapshots get merged weights under the base model's own
 names (W + the adapter's delta, computed, the base never modified), so vLLM and transformers
@@ -17,6 +17,8 @@ over vLLM's weight-transfer engine (the recipe is refused; the object store carr
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
@@ -27,7 +29,7 @@ if TYPE_CHECKING:  # torch and peft load with the learner, not with a recipe
     import torch
     from peft import PeftModel
 
-ADAPTER = "default"
+ADAPTER, REFERENCE = "default", "reference"
 
 
 class LoRAOptions(RecipeSection):
@@ -42,11 +44,27 @@ class LoRAOptions(RecipeSection):
 
 
 def with_adapters(model: torch.nn.Module, options: LoRAOptions) -> PeftModel:
-    """`model` with fresh adapters (B zero: the policy starts equal to the base)."""
+    """`model` with a fresh trainable adapter and a frozen reference adapter (both B zero: the
+    policy and the reference start equal to the base); the trainable one is active."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout, target_modules=options.target_modules)
-    return get_peft_model(model, config)
+    peft_model = get_peft_model(model, config, adapter_name=ADAPTER)
+    peft_model.add_adapter(REFERENCE, config)
+    peft_model.set_adapter(ADAPTER)  # trainable; the reference's weights stay frozen
+    return peft_model
+
+
+@contextmanager
+def reference_adapter(model: PeftModel) -> Iterator[None]:
+    """The reference adapter active (and the model in eval mode) for a forward pass without gradients."""
+    model.eval()
+    model.set_adapter(REFERENCE)
+    try:
+        yield
+    finally:
+        model.set_adapter(ADAPTER)  # which also makes the policy's adapter the trainable one again
+        model.train()
 
 
 def merged_weights(model: PeftModel) -> dict[str, torch.Tensor]:
@@ -75,22 +93,20 @@ def load_base_weights(model: PeftModel, weights: dict[str, torch.Tensor]) -> Non
     base.load_state_dict({names[key]: value for key, value in weights.items()}, strict=False)
 
 
-def adapter_weights(model: PeftModel) -> dict[str, torch.Tensor]:
+def adapter_weights(model: PeftModel, adapter: str = ADAPTER) -> dict[str, torch.Tensor]:
     from peft import get_peft_model_state_dict
 
-    return get_peft_model_state_dict(model, adapter_name=ADAPTER)
+    return {key: value.detach().clone() for key, value in get_peft_model_state_dict(model, adapter_name=adapter).items()}
 
 
-def load_adapter_weights(model: PeftModel, weights: dict[str, torch.Tensor]) -> None:
+def load_adapter_weights(model: PeftModel, weights: dict[str, torch.Tensor], adapter: str = ADAPTER) -> None:
+    """Copy `weights` (as `adapter_weights` gives them) into `adapter`'s parameters, in place."""
     from peft import set_peft_model_state_dict
 
-    result = set_peft_model_state_dict(model, weights, adapter_name=ADAPTER)
-    differ = [k for k in [*result.missing_keys, *result.unexpected_keys] if ".lora_" in k]
+    result = set_peft_model_state_dict(model, weights, adapter_name=adapter)
+    missing = [k for k in result.missing_keys if ".lora_" in k and f".{adapter}." in k]  # the other adapter's are not loaded here
+    differ = missing + [k for k in result.unexpected_keys if ".lora_" in k]
     if differ:
         raise ValueError(f"the saved adapters and these differ in {len(differ)} weights ({differ[0]}, ...): was the state saved with "
                          "other learner.lora options? Resume with the recipe the run was saved with")
 
-
-def merge_into_base(model: PeftModel, options: LoRAOptions) -> PeftModel:
-    """The adapters folded into the base, and fresh adapters on it (a reference refresh)."""
-    return with_adapters(model.merge_and_unload(), options)

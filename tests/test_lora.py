@@ -1,6 +1,6 @@
-"""LoRA in the learner (learner/lora.py): only the adapters train and hold optimizer state, the
-reference is the base with the adapters off, merged weights load in transformers unchanged,
-a reference refresh folds the adapters in, and a saved state resumes exactly."""
+"""LoRA in the learner (learner/lora.py): only the policy's adapter trains and holds optimizer
+state, the reference is the base with a frozen adapter of its own, merged weights load in
+transformers unchanged, a reference refresh copies the adapter, and a saved state resumes exactly."""
 import copy
 from pathlib import Path
 
@@ -31,7 +31,7 @@ def test_only_the_adapters_train_and_the_reference_is_the_base(tiny_model: Path)
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     learner = Learner(tiny_model, DPOSettings(batch_size=3, epochs=2, learning_rate=1e-2, ref_refresh_every=0), seed=0, lora=LORA)
     trained = [n for n, p in learner.policy.named_parameters() if p.requires_grad]
-    assert trained and all(".lora_" in n for n in trained) and learner.reference is None
+    assert trained and all(".lora_" in n and ".default." in n for n in trained) and learner.reference is None
     stats = learner.train(PAIRS)
     assert stats["steps"] == 4 and learner.version == 1
     state = learner.optimizer.state_dict()["state"]
@@ -57,13 +57,19 @@ def test_merged_weights_load_in_transformers_and_equal_the_policy(tiny_model: Pa
     assert learner.publish().weights.keys() == plain.state_dict().keys()
 
 
-def test_a_reference_refresh_folds_the_adapters_into_the_base(tiny_model: Path) -> None:
+def test_a_reference_refresh_copies_the_policys_adapter(tiny_model: Path) -> None:
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     learner = Learner(tiny_model, DPOSettings(batch_size=3, epochs=1, learning_rate=1e-2, ref_refresh_every=1), seed=0, lora=LORA)
+    optimizer, base_weights = learner.optimizer, {k: v.clone() for k, v in base.state_dict().items()}
     learner.train(PAIRS)  # refreshes after the iteration
     batch = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
-    assert torch.allclose(learner._reference_logps(batch), _logps(learner.policy, learner), atol=1e-5)
-    assert all(torch.count_nonzero(p) == 0 for n, p in learner.policy.named_parameters() if "lora_B" in n)  # fresh adapters
-    assert all(".lora_" in n for n, p in learner.policy.named_parameters() if p.requires_grad)
+    assert torch.allclose(learner._reference_logps(batch), _logps(learner.policy, learner), atol=1e-6)
+    assert not torch.allclose(learner._reference_logps(batch), _logps(base, learner), atol=1e-4)
+    assert learner.optimizer is optimizer and optimizer.state  # Adam goes on across a refresh
+    kept = learner.policy.get_base_model().state_dict()
+    for key, value in base_weights.items():  # the base itself never changes
+        assert torch.equal(kept.get(key, kept.get(key.replace(".weight", ".base_layer.weight"))), value), key
+    assert all(".default." in n for n, p in learner.policy.named_parameters() if p.requires_grad)
 
 
 def test_a_resumed_lora_learner_matches_an_uninterrupted_one(tiny_model: Path, tmp_path: Path) -> None:
@@ -116,14 +122,13 @@ def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_
     assert [r["version"] for r in read_metrics(run_dir)[1:]] == [1, 2, 3]
 
 
-def test_a_lora_warm_up_keeps_its_optimizer_across_chunks_and_one_refresh_ends_it(tiny_model: Path) -> None:
+def test_a_lora_warm_up_keeps_its_optimizer_across_chunks(tiny_model: Path) -> None:
     learner = Learner(tiny_model, DPOSettings(), lora=LORA)
     batch = (["1+1=", "2+2="], ["2", "4"])
     learner.sft_steps([batch] * 3, 1e-2)
     optimizer = learner._sft_optimizer
     learner.sft_steps([batch] * 3, 1e-2)
     assert learner._sft_optimizer is optimizer and optimizer.state  # Adam's moments carried on
-    trained = _logps(learner.policy, learner)
-    learner.refresh_reference()  # what the driver does once the warm-up is over
+    trained = _logps(learner.policy, learner)  # and the reference follows the warmed-up policy
     encoded = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
     assert torch.allclose(learner._reference_logps(encoded), trained, atol=1e-5)
