@@ -195,6 +195,8 @@ def test_the_recipe_names_a_supported_offline_game() -> None:
     with pytest.raises(EnvError, match=r"'Chess-v0' is not supported; supported: .*KuhnPoker-v0.*TicTacToe-v0"):
         env_options({"name": "textarena", "game": "Chess-v0"})
     assert env_options({"name": "textarena", "game": "Debate-v0"}).judged and not options.judged
+    with pytest.raises(EnvError, match="Debate-v0 ends after 6 arguments: max_turns 4 would stop every debate"):
+        env_options({"name": "textarena", "game": "Debate-v0", "max_turns": 4})
     with pytest.raises(EnvError, match="players"):
         env_options({"name": "textarena", "players": 3})
     assert {"TicTacToe-v0", "KuhnPoker-v0", "SimpleNegotiation-v0", "ConnectFour-v0", "Nim-v0", "LiarsDice-v0",
