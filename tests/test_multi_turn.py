@@ -163,10 +163,8 @@ def test_multi_turn_needs_a_game_task() -> None:
         parse_config({"self_play": {"modes": ["multi_turn"]}})
 
 
-def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
-    from cluster.run import run_self_play
-
-    run_dir = tmp_path / "run"
+def nim_run(run_dir: Path, **sections: dict) -> dict:
+    """A Nim recipe on the tiny model for the integration tests; `sections` update its sections."""
     recipe = {
         "run_dir": str(run_dir),
         "task": {"kind": "game", "env": {"name": "nim", "low": 5, "high": 12}, "held_out_size": 16},
@@ -177,7 +175,16 @@ def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
         "multi_turn": {"seeds": 6, "episodes_per_seed": 2, "eval_episodes": 8},
         "eval": {"diversity_prompts": 4, "diversity_samples": 2, "min_distinct_2": 0.0},
     }
-    run_self_play(parse_config(recipe), show_progress=False)
+    for key, value in sections.items():
+        recipe[key] = {**recipe.get(key, {}), **value}
+    return recipe
+
+
+def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path / "run"
+    run_self_play(parse_config(nim_run(run_dir)), show_progress=False)
     first, *rows = read_metrics(run_dir)
     assert 0 <= first["win_rate_vs_random"] <= 1 and len(first["win_rate_vs_expert_ci"]) == 2
     episodes = pq.read_table(run_dir / "episodes").to_pylist()
@@ -198,17 +205,8 @@ def test_exploiters_play_the_game_and_the_league_rates_each_seat(ray_cluster, tm
     from league.league import League
 
     run_dir = tmp_path / "run"
-    recipe = {
-        "run_dir": str(run_dir),
-        "task": {"kind": "game", "env": {"name": "nim", "low": 5, "high": 12}, "held_out_size": 8},
-        "model": {"tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128}},
-        "sft": {"steps": 20, "stop_at_accuracy": None},
-        "generator": {"max_new_tokens": 3},
-        "self_play": {"modes": ["multi_turn"], "iterations": 1},
-        "multi_turn": {"seeds": 4, "episodes_per_seed": 1, "eval_episodes": 4},
-        "league": {"matchmaking": "alphastar", "roles": {"league_exploiters": 0, "games_per_iteration": 3}},
-        "eval": {"diversity_prompts": 2, "diversity_samples": 2, "min_distinct_2": 0.0},
-    }
+    recipe = nim_run(run_dir, sft={"steps": 20}, self_play={"iterations": 1}, multi_turn={"seeds": 4, "episodes_per_seed": 1, "eval_episodes": 4},
+                     league={"matchmaking": "alphastar", "roles": {"league_exploiters": 0, "games_per_iteration": 3}})
     run_self_play(parse_config(recipe), show_progress=False)
     row = read_metrics(run_dir)[1]
     episodes = pq.read_table(run_dir / "episodes").to_pylist()
