@@ -2,7 +2,8 @@
 
 Plain Python; `actors.actor.generator_actor` hosts it in a Ray actor. The current policy's
 generator receives new weights after every learner step; an opponent generator switches
-between frozen snapshots by loading their checkpoints, so one engine serves a whole league.
+between frozen snapshots by loading their checkpoints, or, with LoRA snapshots, answers each
+request with its snapshot's adapter: either way one engine serves a whole league.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class EngineSpec:
     weight_transfer: str | None = None  # a vLLM weight-transfer backend (nccl, gloo) the learner sends over; None: object store
     tensor_parallel_size: int = 1  # > 1: vLLM's Ray executor, in the placement group the actor was started in
     gpu_memory_utilization: float = 0.9  # vLLM's share of the GPU (less when the generator has part of one)
+    max_loras: int = 0  # > 0: serve snapshots as LoRA adapters on this model, this many in one batch
+    max_lora_rank: int = 16  # the largest adapter rank it takes (one of vLLM's: 8, 16, 32, ...)
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,13 @@ class Generator:
             tensor_parallel_size=spec.tensor_parallel_size,
             gpu_memory_utilization=spec.gpu_memory_utilization,
             distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
+            **_lora_serving(spec),
             **_cpu_workarounds(),
         )
         self.policy = policy
         self.version = version
         self._metrics = _token_metrics()
+        self._adapter_ids: dict[str, int] = {}  # vLLM tells adapters apart by an integer id
 
     def serving(self) -> tuple[str, int]:
         """The policy name and version this engine answers with now."""
@@ -95,7 +100,8 @@ class Generator:
         """As `generate`, but the completion's token ids (EOS included when generation stopped on it)."""
         return [list(out.token_ids) for out in self._complete(prompts, sampling, seeds)]
 
-    def _complete(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None) -> list:
+    def _complete(self, prompts: list[str], sampling: Sampling, seeds: list[int] | None, adapters: list | None = None) -> list:
+        """vLLM's outputs; `adapters` names a LoRARequest (or None: the base) per prompt."""
         from vllm import SamplingParams
 
         if not prompts:
@@ -109,12 +115,12 @@ class Generator:
             for seed in per_prompt
         ]
         start = time.perf_counter()
-        outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False)]
+        outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False, lora_request=adapters)]
         if self._metrics is not None:
             tokens, rate = self._metrics
-            n = sum(len(o.token_ids) for o in outs)
-            tokens.inc(n, {"policy": self.policy})
-            rate.set(n / max(time.perf_counter() - start, 1e-9), {"policy": self.policy})
+            n, label = sum(len(o.token_ids) for o in outs), {"policy": "snapshots" if adapters else self.policy}
+            tokens.inc(n, label)
+            rate.set(n / max(time.perf_counter() - start, 1e-9), label)
         return outs
 
     def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
@@ -175,8 +181,12 @@ class Generator:
         answer as (text, cut off at the token limit), as `generate_finished` gives them.
 
         `checkpoints` maps a snapshot name to (checkpoint path, version). The engine's own
-        policy goes first so a single-opponent league never reloads.
+        policy goes first so a single-opponent league never reloads. An engine serving adapters
+        answers every snapshot in one batch instead, each prompt with its snapshot's adapter.
         """
+        if self.spec.max_loras:
+            adapters = [self._adapter(name, checkpoints[name][0]) for name in policies]
+            return [(out.text, out.finish_reason == "length") for out in self._complete(prompts, sampling, seeds, adapters)]
         responses: list[tuple[str, bool]] = [("", False)] * len(prompts)
         names = sorted(set(policies), key=lambda name: name != self.policy)
         for name in names:
@@ -188,6 +198,27 @@ class Generator:
             for i, answer in zip(idx, outs):
                 responses[i] = answer
         return responses
+
+
+    def _adapter(self, name: str, path: str) -> Any:
+        """The LoRARequest for a snapshot saved as an adapter; None for the engine's own model (v0)."""
+        from vllm.lora.request import LoRARequest
+
+        if Path(path).resolve() == Path(self.spec.model_path).resolve():
+            return None
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise GeneratorError(
+                f"snapshot {name!r} at {path!r} is not a LoRA adapter (adapter_config.json missing), but this engine serves the "
+                "league as adapters on its model: a run whose snapshots are full checkpoints needs learner.lora.snapshots: merged"
+            )
+        return LoRARequest(name, self._adapter_ids.setdefault(name, len(self._adapter_ids) + 1), str(path))
+
+
+def _lora_serving(spec: EngineSpec) -> dict[str, Any]:
+    """vLLM's LoRA arguments for an engine serving snapshot adapters (none otherwise)."""
+    if not spec.max_loras:
+        return {}
+    return {"enable_lora": True, "max_loras": spec.max_loras, "max_lora_rank": spec.max_lora_rank}
 
 
 def _cpu_workarounds() -> dict[str, Any]:

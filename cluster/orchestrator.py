@@ -88,6 +88,7 @@ class Orchestrator:
             ray.get(self.learner.add_tokens.remote(tokens))
         if warm_up:
             self.warm_up()
+        ray.get(self.learner.fold_adapter.remote())  # with LoRA, v0 is the base of every snapshot adapter
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
         ray.get(self.league.admit.remote(0, v0))
         self._start_generators(v0, 0, "v0", (v0, 0))
@@ -104,8 +105,8 @@ class Orchestrator:
         self.rng.bit_generator.state = point.rng
         self.retention_start = point.retention_start
         snapshots = ray.get(self.league.checkpoints.remote())
-        latest = max(snapshots, key=lambda n: snapshots[n][1])
-        self._start_generators(str(policy), self.version, latest, snapshots[latest])
+        latest = "v0" if self.adapter_snapshots else max(snapshots, key=lambda n: snapshots[n][1])
+        self._start_generators(str(policy), self.version, latest, (str(self.run.checkpoint("v0")), 0) if latest == "v0" else snapshots[latest])
         self._keep_v0_answers()
         self._start_exploiters(point.learner.parent / "agents")
 
@@ -136,18 +137,28 @@ class Orchestrator:
     def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
         g = self.config.generator
         self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas, learning=True)
-        self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas)
+        self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas,
+                                                 adapters=self.adapter_snapshots)
+
+    @property
+    def adapter_snapshots(self) -> bool:
+        """The league's snapshots are LoRA adapters on v0 (learner/lora.py), served by engines on v0."""
+        lora = self.config.learner.lora
+        return lora is not None and lora.snapshots == "adapters"
 
     def generator_pool(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
-                       learning: bool = False) -> GeneratorPool:
+                       learning: bool = False, adapters: bool = False) -> GeneratorPool:
         """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path`
         (a generator joining later then takes the pool's latest weights). A `learning` agent's
-        pool takes its learner's weights over the configured transfer; snapshots load checkpoints."""
+        pool takes its learner's weights over the configured transfer; snapshots load checkpoints,
+        or with `adapters` are LoRA adapters on `path`."""
         cfg = self.config
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
+        lora = cfg.learner.lora
         spec = EngineSpec(str(path), cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
-                          transfer, g.tensor_parallel_size, g.gpu_memory_utilization)
+                          transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
+                          max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16)
 
         def start(serial: int) -> Any:
             return generator_actor(

@@ -151,7 +151,8 @@ def settle(ctx: PlayContext, agent: Agent, fields: dict[str, Any]) -> dict[str, 
     summary = fields.pop("summary")
     admitted = None
     if summary.admissible:
-        path = agent.learner.save_checkpoint.remote(str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version))))
+        snapshot = str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version)))
+        path = agent.learner.save_snapshot.remote(snapshot, str(ctx.run.checkpoint("v0")))
         admitted = ray.get(ctx.league.admit.remote(agent.version, path, agent.name)).name
     low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
     fields.update(

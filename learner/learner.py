@@ -27,10 +27,12 @@ from learner.lora import (
     LoRAOptions,
     adapter_weights,
     base_weights,
+    fold_adapter,
     load_adapter_weights,
     load_base_weights,
     merged_weights,
     reference_adapter,
+    save_adapter,
     with_adapters,
 )
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
@@ -447,6 +449,22 @@ class Learner:
             self.tokenizer.save_pretrained(tmp)
 
         return str(replace_dir_atomically(Path(path), write))
+
+    def save_snapshot(self, path: str | Path, base: str | Path) -> str:
+        """A frozen snapshot as the league serves it: with LoRA snapshots as adapters, the
+        policy's adapter on `base` (v0, see `fold_adapter`); otherwise a full checkpoint."""
+        if not (self.lora and self.lora.snapshots == "adapters"):
+            return self.save_checkpoint(path)
+        return str(replace_dir_atomically(Path(path), lambda tmp: save_adapter(self.policy, tmp, str(base))))
+
+    def fold_adapter(self) -> None:
+        """Make the policy as it is now (after a LoRA warm-up) the base its adapters start from, so
+        that v0 is the base of every snapshot adapter; the reference follows and the optimizer
+        starts afresh. Nothing to do without LoRA."""
+        if self.lora:
+            fold_adapter(self.policy)
+            self.optimizer = self._dpo_optimizer()
+            self._sft_optimizer = None
 
     def save_state(self, path: str | Path) -> str:
         """Everything a resumed run needs to go on exactly where this one is: the policy (a

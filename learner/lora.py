@@ -12,16 +12,22 @@ names (W + the adapter's delta, computed, the base never modified), so vLLM and 
 load them unchanged. A resumable state holds those merged weights as its checkpoint (what a
 resumed run's generators serve) and the base and the adapters beside them.
 
-Not yet: adapters sent to the generators as adapters (vLLM's LoRA serving), and merged weights
-over vLLM's weight-transfer engine (the recipe is refused; the object store carries them).
+With `snapshots: adapters` (the default) the league's frozen snapshots are adapters instead:
+the warm-up is folded into the base before v0 is frozen, so v0 is the base and every later
+snapshot (the exploiters' too, which start from v0) is an adapter on it, saved in peft's format.
+One vLLM engine on v0 then serves the whole league, an adapter per request (actors/generator.py).
+
+Not yet: the current policy sent to its generators as an adapter, and merged weights over
+vLLM's weight-transfer engine (the recipe is refused; the object store carries them).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cluster.section import RecipeSection
 
@@ -30,6 +36,7 @@ if TYPE_CHECKING:  # torch and peft load with the learner, not with a recipe
     from peft import PeftModel
 
 ADAPTER, REFERENCE = "default", "reference"
+VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the adapter ranks vLLM's engines are built for (max_lora_rank)
 
 
 class LoRAOptions(RecipeSection):
@@ -41,6 +48,22 @@ class LoRAOptions(RecipeSection):
     target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(
         "all-linear", description="module names to adapt (q_proj, v_proj, ...), or every linear layer but the output head"
     )
+    snapshots: Literal["adapters", "merged"] = Field(
+        "adapters", description="the league's snapshots as adapters on v0, served by one engine (adapters), or as full checkpoints (merged)"
+    )
+    max_adapters: int = Field(8, ge=1, description="snapshot adapters one engine batch holds (vLLM's max_loras); more are swapped in")
+
+
+    @model_validator(mode="after")
+    def _servable(self) -> LoRAOptions:
+        if self.snapshots == "adapters" and self.rank > VLLM_RANKS[-1]:
+            raise ValueError(f"vLLM serves adapters of rank {VLLM_RANKS[-1]} at most: lower learner.lora.rank or set learner.lora.snapshots: merged")
+        return self
+
+    @property
+    def served_rank(self) -> int:
+        """vLLM's max_lora_rank for these adapters: the smallest it is built for that holds them."""
+        return next(r for r in VLLM_RANKS if r >= self.rank)
 
 
 def with_adapters(model: torch.nn.Module, options: LoRAOptions) -> PeftModel:
@@ -77,6 +100,34 @@ def merged_weights(model: PeftModel) -> dict[str, torch.Tensor]:
     for key, value in base_weights(model).items():
         out[key] = (value + deltas[key].to(value.dtype)).detach() if key in deltas else value
     return out
+
+
+def fold_adapter(model: PeftModel) -> None:
+    """Add the policy's adapter into the base and zero both adapters' B (A stays, so training
+    goes on as from a fresh adapter): the policy is unchanged, and it is now the base."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    with torch.no_grad():
+        for module in model.get_base_model().modules():
+            if isinstance(module, LoraLayer) and ADAPTER in module.lora_A:
+                weight = module.get_base_layer().weight
+                weight += module.get_delta_weight(ADAPTER).to(weight.dtype)
+        for name, param in model.named_parameters():
+            if ".lora_B." in name or ".lora_embedding_B." in name:
+                param.zero_()
+
+
+def save_adapter(model: PeftModel, path: Path, base: str) -> None:
+    """The policy's adapter in peft's format (adapter_config.json, adapter_model.safetensors),
+    naming `base` as its base model, so peft's `PeftModel.from_pretrained` and vLLM's
+    `LoRARequest` load it as it is."""
+    config = model.peft_config[ADAPTER]
+    before, config.base_model_name_or_path = config.base_model_name_or_path, str(Path(base).resolve())
+    try:
+        model.save_pretrained(path, selected_adapters=[ADAPTER])
+    finally:
+        config.base_model_name_or_path = before
 
 
 def base_weights(model: PeftModel) -> dict[str, torch.Tensor]:

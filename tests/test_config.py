@@ -5,6 +5,7 @@ import yaml
 
 from cluster.cli import main
 from cluster.config import ConfigError, load_recipe, parse_config
+from learner.lora import LoRAOptions
 
 
 def test_default_recipe_loads() -> None:
@@ -143,3 +144,7 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
         parse_config({"dpo": {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0, -1.0]}})
     with pytest.raises(ConfigError, match="target_modules"):
         parse_config({"learner": {"lora": {"target_modules": []}}})
+    with pytest.raises(ConfigError, match="vLLM serves adapters of rank 512 at most.*snapshots: merged"):
+        parse_config({"learner": {"lora": {"rank": 1024}}})
+    assert parse_config({"learner": {"lora": {"rank": 1024, "snapshots": "merged"}}}).learner.lora.rank == 1024
+    assert [LoRAOptions(rank=r).served_rank for r in (1, 4, 16, 17, 300)] == [1, 8, 16, 32, 320]

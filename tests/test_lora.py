@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import ray
 import torch
 from transformers import AutoModelForCausalLM
 
 from learner.learner import DPOSettings, Learner
-from learner.lora import LoRAOptions, merged_weights
+from learner.lora import LoRAOptions, base_weights, merged_weights
 from learner.sequences import encode_pairs, token_logps
 
 PAIRS = pa.table({
@@ -89,10 +90,66 @@ def test_a_resumed_lora_learner_matches_an_uninterrupted_one(tiny_model: Path, t
         Learner(Path(state) / "policy", settings, lora=LoRAOptions(rank=4, target_modules=["q_proj"])).load_state(state)
 
 
-def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_cluster, tiny_model: Path, tmp_path: Path) -> None:
+def test_folding_the_adapter_into_the_base_keeps_the_policy_and_makes_it_the_reference(tiny_model: Path) -> None:
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2, ref_refresh_every=0), lora=LORA)
+    learner.train(PAIRS)
+    trained, encoded = _logps(learner.policy, learner), encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
+    assert not torch.allclose(learner._reference_logps(encoded), trained, atol=1e-4)
+    learner.fold_adapter()
+    assert torch.allclose(_logps(learner.policy, learner), trained, atol=1e-5)  # the same policy ...
+    assert torch.allclose(learner._reference_logps(encoded), trained, atol=1e-5)  # ... now the base, and the reference
+    merged = merged_weights(learner.policy)
+    assert all(torch.equal(merged[k], v) for k, v in base_weights(learner.policy).items())  # adapters add nothing
+    assert not learner.optimizer.state
+    learner.train(PAIRS)  # and training goes on through the adapters
+    assert not torch.allclose(_logps(learner.policy, learner), trained, atol=1e-4)
+
+
+def test_a_snapshot_adapter_loads_in_peft_and_transformers_as_the_policy(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2), lora=LORA)
+    learner.train(PAIRS)
+    path = Path(learner.save_snapshot(tmp_path / "v1", tiny_model))
+    assert sorted(p.name for p in path.iterdir() if p.suffix != ".md") == ["adapter_config.json", "adapter_model.safetensors"]
+    expected = _logps(learner.policy, learner)
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), path).eval()
+    assert torch.allclose(_logps(peft_model, learner), expected, atol=1e-5)
+    by_name = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()  # the adapter names its base
+    assert torch.allclose(_logps(by_name, learner), expected, atol=1e-5)
+    merged = Learner(tiny_model, DPOSettings(), lora=LoRAOptions(rank=4, snapshots="merged"))
+    assert (Path(merged.save_snapshot(tmp_path / "v2", tiny_model)) / "config.json").is_file()
+
+
+def test_one_engine_serves_a_league_of_adapters_as_their_merged_checkpoints_answer(ray_cluster, tiny_model: Path, tmp_path: Path) -> None:
+    """Snapshots as adapters on one vLLM engine, in one batch, answer greedily token for token
+    as the same snapshots merged into full checkpoints and loaded one after another."""
+    from actors.actor import generator_actor
+    from actors.generator import GREEDY, EngineSpec
+
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2, ref_refresh_every=0), lora=LoRAOptions(rank=8, alpha=16))
+    adapters, merged = {"v0": (str(tiny_model), 0)}, {"v0": (str(tiny_model), 0)}
+    for version in (1, 2, 3):
+        learner.train(PAIRS)
+        adapters[f"v{version}"] = (learner.save_snapshot(tmp_path / f"v{version}", tiny_model), version)
+        merged[f"v{version}"] = (learner.save_checkpoint(tmp_path / f"merged-v{version}"), version)
+    prompts = [p for p in PAIRS["prompt"].to_pylist() for _ in range(4)]
+    names, seeds = [f"v{i % 4}" for i in range(len(prompts))], list(range(len(prompts)))
+    served = generator_actor("test-adapters", EngineSpec(str(tiny_model), dtype="float32", max_loras=4, max_lora_rank=8), "v0", 0)
+    reloading = generator_actor("test-reloads", EngineSpec(str(tiny_model), dtype="float32"), "v0", 0)
+    answers = ray.get(served.generate_as.remote(prompts, names, adapters, GREEDY, seeds))
+    assert answers == ray.get(reloading.generate_as.remote(prompts, names, merged, GREEDY, seeds))
+    assert len({answers[i] for i in range(0, len(prompts), 4)} | {answers[i] for i in range(1, len(prompts), 4)}) > 2  # they differ
+    with pytest.raises(ray.exceptions.RayTaskError, match="not a LoRA adapter.*learner.lora.snapshots: merged"):
+        ray.get(served.generate_as.remote(prompts[:1], ["v1"], merged, GREEDY, [0]))
+    ray.kill(served)
+    ray.kill(reloading)
+
+
+def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_cluster, tiny_model: Path, tmp_path: Path) -> None:
     """The tiny model's run with learner.lora: merged weights reach the generators under the
-    model's own names (each iteration a new version), snapshots are plain checkpoints, and a
-    resumed run takes up the adapters."""
+    model's own names (each iteration a new version), snapshots are adapters on v0 that the
+    snapshot engine serves, and a resumed run takes up the adapters."""
     # LoRA adapts a trained model (from scratch its frozen random embeddings leave the adapters
     # little to learn from): the tiny model's SFT first, with full weights, as the starting point
     import numpy as np
@@ -116,10 +173,14 @@ def test_a_lora_run_through_selfplay_run_snapshots_full_weights_and_resumes(ray_
     rows = read_metrics(run_dir)
     assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)], [(r.get("pairs"), r.get("games")) for r in rows]
     snapshots = [p for p in (run_dir / "checkpoints").iterdir() if p.name != "v0"]
-    assert snapshots and all((p / "config.json").is_file() and not (p / "adapter_config.json").exists() for p in snapshots)
+    assert snapshots and all((p / "adapter_config.json").is_file() and not (p / "config.json").exists() for p in snapshots)
     assert (run_dir / "state" / "learner" / "adapters.pt").is_file() and not (run_dir / "state" / "learner" / "reference.pt").exists()
     assert main(["run", "--resume", str(run_dir), "--iterations", "3", "--quiet"]) == 0
     assert [r["version"] for r in read_metrics(run_dir)[1:]] == [1, 2, 3]
+    import json
+
+    played = json.loads((run_dir / "league.json").read_text())["results"]["current"]
+    assert any(played.get(p.name, (0, 0))[1] > 0 for p in snapshots), played  # the resumed snapshot engine served them
 
 
 def test_a_lora_warm_up_keeps_its_optimizer_across_chunks(tiny_model: Path) -> None:
