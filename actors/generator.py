@@ -62,6 +62,10 @@ class Generator:
 
         if not (Path(spec.model_path) / "config.json").is_file():
             raise GeneratorError(f"no Hugging Face checkpoint at {spec.model_path!r} (config.json missing)")
+        if spec.max_loras and not torch.cuda.is_available():
+            from actors.cpu_lora import install
+
+            install()  # vLLM's CPU LoRA ops, grouped by adapter (actors/cpu_lora.py)
         self.spec = spec
         self.llm = LLM(
             model=spec.model_path,

@@ -123,7 +123,8 @@ def test_a_snapshot_adapter_loads_in_peft_and_transformers_as_the_policy(tiny_mo
 
 def test_one_engine_serves_a_league_of_adapters_as_their_merged_checkpoints_answer(ray_cluster, tiny_model: Path, tmp_path: Path) -> None:
     """Snapshots as adapters on one vLLM engine, in one batch, answer greedily token for token
-    as the same snapshots merged into full checkpoints and loaded one after another."""
+    as the same snapshots merged into full checkpoints and loaded one after another; with every
+    adapter slot taken, the base's own requests (v0) still get the base (actors/cpu_lora.py)."""
     from actors.actor import generator_actor
     from actors.generator import GREEDY, EngineSpec
 
@@ -135,7 +136,7 @@ def test_one_engine_serves_a_league_of_adapters_as_their_merged_checkpoints_answ
         merged[f"v{version}"] = (learner.save_checkpoint(tmp_path / f"merged-v{version}"), version)
     prompts = [p for p in PAIRS["prompt"].to_pylist() for _ in range(4)]
     names, seeds = [f"v{i % 4}" for i in range(len(prompts))], list(range(len(prompts)))
-    served = generator_actor("test-adapters", EngineSpec(str(tiny_model), dtype="float32", max_loras=4, max_lora_rank=8), "v0", 0)
+    served = generator_actor("test-adapters", EngineSpec(str(tiny_model), dtype="float32", max_loras=3, max_lora_rank=8), "v0", 0)
     reloading = generator_actor("test-reloads", EngineSpec(str(tiny_model), dtype="float32"), "v0", 0)
     answers = ray.get(served.generate_as.remote(prompts, names, adapters, GREEDY, seeds))
     assert answers == ray.get(reloading.generate_as.remote(prompts, names, merged, GREEDY, seeds))
