@@ -37,6 +37,7 @@ from learner.lora import (
 )
 from learner.mixing import PREFERENCE_COLUMNS, TRUNCATION_COLUMNS, count_source, load_preferences, mix_preferences, training_columns
 from learner.sequences import encode_pairs, token_logps
+from learner.shards import Shards, full_optimizer_state, full_weights, load_full_optimizer_state, load_full_weights, shard, sum_over_ranks
 from learner.trajectories import RoleBaseline, gather_actions, kl_to_reference, reinforce_loss
 
 
@@ -76,7 +77,8 @@ class WeightUpdate:
 
 
 class Learner:
-    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0, device: str = "cpu", lora: LoRAOptions | None = None) -> None:
+    def __init__(self, model_path: str | Path, dpo: DPOSettings, seed: int = 0, device: str = "cpu", lora: LoRAOptions | None = None,
+                 shards: Shards | None = None) -> None:
         # Ray pins OMP_NUM_THREADS to an actor's CPU reservation (1 for none); the learner runs
         # while the generators wait, so it takes every core this process may use.
         torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -87,10 +89,16 @@ class Learner:
         # "cuda" only when Ray gave the actor a GPU: Ray 2.60 no longer hides a node's GPUs from
         # an actor that asked for none, and those GPUs belong to the generators
         self.device = torch.device(device)
-        self.lora = lora
+        self.lora, self.shards = lora, shards
+        if shards and lora:
+            raise ValueError("a sharded learner group (learner.ranks > 1) does not take learner.lora yet: set one of them")
         self.policy: Any = self._trainable(AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device))
         # with LoRA the reference is the base with a frozen adapter of its own (learner/lora.py)
         self.reference = None if lora else self._frozen_copy()
+        if shards:  # one policy over the group's ranks (learner/shards.py)
+            shards.open(self.device)
+            for model in (self.policy, self.reference):
+                shard(model)
         self.autocast = _autocast(self.device, dpo.precision)
         self.optimizer = self._dpo_optimizer()
         self._sft_optimizer: torch.optim.Optimizer | None = None
@@ -156,11 +164,18 @@ class Learner:
         if self.lora:
             self.policy = self._trainable(start)
         else:
-            self.policy.load_state_dict(start.state_dict())
+            self._load_weights(self.policy, start.state_dict())
             self.refresh_reference()
         self.optimizer = self._dpo_optimizer()
         self.version += 1
         return self.version
+
+    def _load_weights(self, model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        """Whole weights into `model` (each rank's shard of them, in a learner group)."""
+        if self.shards:
+            load_full_weights(model, weights)
+        else:
+            model.load_state_dict(weights)
 
     def refresh_reference(self) -> None:
         """The reference becomes the policy as it is now (with LoRA: its adapter copied into the reference's)."""
@@ -374,7 +389,8 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "dpo_loss": 0.0, "nll": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0}
         lengths = whole["attention_mask"].sum(-1).tolist()
-        for idx in self._micro_batches([(2, max(lengths[i], lengths[k + i])) for i in range(k)]):
+        for group in self._micro_batches([(2, max(lengths[i], lengths[k + i])) for i in range(k)]):
+            idx, weight = self._share(group)
             sub = [prompts[i] for i in idx]
             batch = encode_pairs(self.tokenizer, sub + sub, [chosen[i] for i in idx] + [rejected[i] for i in idx], end,
                                  [ended[i] for i in idx] + [ended[k + i] for i in idx])
@@ -384,14 +400,24 @@ class Learner:
             m = len(idx)
             out = dpo_loss(per_token[:m], per_token[m:], mask[:m], mask[m:], ref[:m], ref[m:], self.settings.beta, self.settings.terms,
                            self.settings.label_smoothing, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
-            out.loss.backward()
-            totals["loss"] += out.loss.item()
-            totals["dpo_loss"] += out.dpo.item()
-            totals["nll"] += out.nll.item()
-            totals["reward_accuracy"] += out.reward_accuracy * m / k
-            totals["reward_margin"] += out.reward_margin * m / k
+            (out.loss * weight).backward()
+            totals["loss"] += out.loss.item() * bool(weight)
+            totals["dpo_loss"] += out.dpo.item() * bool(weight)
+            totals["nll"] += out.nll.item() * bool(weight)
+            totals["reward_accuracy"] += out.reward_accuracy * m / k * bool(weight)
+            totals["reward_margin"] += out.reward_margin * m / k * bool(weight)
         self._step()
-        return totals
+        return sum_over_ranks(totals, self.device) if self.shards else totals
+
+    def _share(self, rows: list[int]) -> tuple[list[int], float]:
+        """The rows of a micro-batch this process trains on, and the weight of their loss. In a
+        learner group each rank takes its share, its loss times the group's size (FSDP averages
+        the ranks' gradients; the loss is already normalized by the whole batch); a rank with no
+        share still runs a forward pass (FSDP's collectives need every rank's), on a row weighed 0."""
+        if not self.shards:
+            return rows, 1.0
+        mine = self.shards.mine(rows)
+        return (mine, float(self.shards.world)) if mine else (rows[:1], 0.0)
 
     def _micro_batches(self, items: list[tuple[int, int]]) -> list[list[int]]:
         """Items, each (its rows, its longest row's tokens), grouped in order so each group's padded
@@ -414,7 +440,10 @@ class Learner:
         return WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The policy's full weights under the model's own names (with LoRA: merged, learner/lora.py)."""
+        """The policy's full weights under the model's own names (with LoRA: merged, learner/lora.py;
+        in a learner group: gathered whole, every rank calling)."""
+        if self.shards:
+            return full_weights(self.policy)
         return merged_weights(self.policy) if self.lora else self.policy.state_dict()
 
     def open_transfer(self, backend: str, generators: list, ranks_per_generator: int, timeout_s: float) -> None:
@@ -441,13 +470,22 @@ class Learner:
             sender.close()
 
     def save_checkpoint(self, path: str | Path) -> str:
-        """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into place."""
+        """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into
+        place (in a learner group every rank gathers the weights, rank 0 writes them)."""
+        weights = self.weights()
 
         def write(tmp: Path) -> None:
             model = self.policy.get_base_model() if self.lora else self.policy
-            model.save_pretrained(tmp, state_dict=self.weights())
+            model.save_pretrained(tmp, state_dict=weights)
             self.tokenizer.save_pretrained(tmp)
 
+        return self._written_by_rank0(path, write)
+
+    def _written_by_rank0(self, path: str | Path, write: Callable[[Path], None]) -> str:
+        """`path` written by `write` into a new directory renamed into place: by this learner, or in
+        a learner group by rank 0 alone (the others only took part in gathering what it holds)."""
+        if self.shards and self.shards.rank:
+            return str(path)
         return str(replace_dir_atomically(Path(path), write))
 
     def save_snapshot(self, path: str | Path, base: str | Path) -> str:
@@ -471,35 +509,47 @@ class Learner:
         Hugging Face checkpoint), the reference's weights, the DPO optimizer's state, the
         counters and the sampling generator. Written beside `path`, then renamed into place."""
 
+        weights = self.weights()  # in a learner group each of these three gathers the shards, every rank calling
+        reference = full_weights(self.reference) if self.shards else None
+        optimizer = full_optimizer_state(self.policy, self.optimizer) if self.shards else self.optimizer.state_dict()
+
         def write(tmp: Path) -> None:
             if self.lora:  # the policy as served (what a resumed run's generators load), the base and adapters beside it
-                self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=self.weights())
+                self.policy.get_base_model().save_pretrained(tmp / "policy", state_dict=weights)
                 torch.save(base_weights(self.policy), tmp / "base.pt")
                 torch.save({name: adapter_weights(self.policy, name) for name in (ADAPTER, REFERENCE)}, tmp / "adapters.pt")
             else:
-                self.policy.save_pretrained(tmp / "policy")
-                torch.save(self.reference.state_dict(), tmp / "reference.pt")
+                self.policy.save_pretrained(tmp / "policy", state_dict=weights)
+                torch.save(reference if reference is not None else self.reference.state_dict(), tmp / "reference.pt")
             self.tokenizer.save_pretrained(tmp / "policy")
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(optimizer, tmp / "optimizer.pt")
             counters = {"version": self.version, "iterations": self.iterations, "rng": self.rng.bit_generator.state,
-                        "baseline": self.baseline.values}
+                        "baseline": self.baseline.values, "ranks": self.shards.world if self.shards else 1}
             (tmp / "learner.json").write_text(json.dumps(counters))
 
-        return str(replace_dir_atomically(Path(path), write))
+        return self._written_by_rank0(path, write)
 
     def load_state(self, path: str | Path) -> int:
         """Take up a state written by `save_state` (the learner must have been built from its
         `policy/` checkpoint, which holds the weights); returns the policy version."""
         path = Path(path)
+        counters = json.loads((path / "learner.json").read_text())
+        saved, now = counters.get("ranks", 1), self.shards.world if self.shards else 1
+        if (saved > 1) != (now > 1):  # the optimizer's state is keyed by name in a group, by position alone
+            raise ValueError(f"{str(path)!r} was saved by a learner of {saved} rank(s), not {now}: a learner group and a single learner "
+                             "keep the optimizer's state differently; resume with the recipe's learner.ranks as saved")
         if self.reference is not None:
-            self.reference.load_state_dict(torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
+            self._load_weights(self.reference, torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
         else:
             load_base_weights(self.policy, torch.load(path / "base.pt", weights_only=True, map_location=self.device))
             adapters = torch.load(path / "adapters.pt", weights_only=True, map_location=self.device)
             for name in (ADAPTER, REFERENCE):
                 load_adapter_weights(self.policy, adapters[name], name)
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device))
-        counters = json.loads((path / "learner.json").read_text())
+        optimizer = torch.load(path / "optimizer.pt", weights_only=True, map_location=self.device)
+        if self.shards:
+            load_full_optimizer_state(self.policy, self.optimizer, optimizer)
+        else:
+            self.optimizer.load_state_dict(optimizer)
         self.version, self.iterations = counters["version"], counters["iterations"]
         self.rng.bit_generator.state = counters["rng"]
         self.baseline = RoleBaseline(self.settings.baseline_decay, counters.get("baseline"))

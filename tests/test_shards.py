@@ -1,0 +1,89 @@
+"""A learner group of 2 CPU ranks (learner/shards.py: FSDP2 over gloo) trains one policy as one
+learner does: after the same DPO steps on the same pairs its parameters equal a single learner's,
+what it publishes is the whole gathered policy on every rank, and a group resumed from a saved
+state equals one that never stopped."""
+import multiprocessing as mp
+import socket
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import torch
+
+from learner.learner import DPOSettings, Learner
+from learner.shards import Shards
+
+PAIRS = pa.table({
+    "prompt": ["210+543=", "999+100=", "005+005=", "321+654=", "111+111=", "400+400=", "12+34="],
+    "chosen": ["7530", "0001", "0100", "9750", "2220", "0080", "46"],
+    "rejected": ["7531", "01", "0000", "975", "2221", "008", "47"],
+})
+# batches of 4 and 3 pairs, micro-batches of about two pairs: shares of 1 or 0 rows on a rank, gradients accumulated
+SETTINGS = DPOSettings(learning_rate=1e-2, batch_size=4, epochs=2, micro_batch_tokens=40, ref_refresh_every=2)
+
+
+def _free_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _rank(rank: int, address: str, model: str, state: str, resume: bool, out: mp.Queue) -> None:
+    """One rank: train twice (saving its state after the first), or resume that state and train once."""
+    import torch.distributed as dist
+
+    shards = Shards(rank, 2, address)
+    if resume:
+        learner = Learner(Path(state) / "policy", SETTINGS, shards=shards)
+        learner.load_state(state)
+    else:
+        learner = Learner(model, SETTINGS, shards=shards)
+        learner.train(PAIRS)
+        learner.save_state(state)
+    stats = learner.train(PAIRS)
+    update = learner.publish()
+    out.put((rank, update.version, {k: v.numpy().copy() for k, v in update.weights.items()}, stats["loss"]))  # numpy: outlives the process
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _group(model: Path, state: Path, resume: bool) -> list[tuple]:
+    ctx = mp.get_context("spawn")
+    out, address = ctx.Queue(), _free_address()
+    ranks = [ctx.Process(target=_rank, args=(r, address, str(model), str(state), resume, out)) for r in range(2)]
+    for p in ranks:
+        p.start()
+    results = sorted((out.get(timeout=300) for _ in ranks), key=lambda r: r[0])
+    for p in ranks:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return [(rank, version, {k: torch.from_numpy(v) for k, v in weights.items()}, loss) for rank, version, weights, loss in results]
+
+
+def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-5, worst
+
+
+def test_a_two_rank_group_equals_one_learner_and_resumes_exactly(tiny_model: Path, tmp_path: Path) -> None:
+    single = Learner(tiny_model, SETTINGS)
+    single.train(PAIRS)
+    moved = {k: v.clone() for k, v in single.policy.state_dict().items()}
+    expected_loss = single.train(PAIRS)["loss"]
+    expected = single.publish()
+
+    group = _group(tiny_model, tmp_path / "state", resume=False)
+    (_, version0, weights0, loss0), (_, version1, weights1, _) = group
+    assert version0 == version1 == expected.version == 2
+    assert all(torch.equal(weights0[k], weights1[k]) for k in weights0)  # every rank publishes the whole gathered policy
+    _assert_close(weights0, expected.weights)  # the single learner's, after the same steps
+    assert loss0 == pytest.approx(expected_loss, abs=1e-5)  # the stats summed over the ranks' shares
+    assert max((weights0[k] - moved[k]).abs().max().item() for k in moved) > 1e-3  # and the second call did train
+
+    resumed = _group(tiny_model, tmp_path / "state", resume=True)
+    _assert_close(resumed[0][2], weights0)
+    assert resumed[0][1] == 2
+
+    with pytest.raises(ValueError, match=r"saved by a learner of 2 rank.s., not 1: .*resume with the recipe's learner.ranks as saved"):
+        Learner(tmp_path / "state" / "policy", SETTINGS).load_state(tmp_path / "state")
