@@ -381,6 +381,13 @@ class LearnerConfig(_Section):
     """How the learner holds the policy."""
 
     lora: LoRAOptions | None = Field(None, description="low-rank adapters (peft): only they train; the reference is the base")
+    ranks: int = Field(1, ge=1, description="learner processes holding the policy in FSDP2 shards (each with cluster.num_learner_gpus)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LearnerConfig:
+        if self.ranks > 1 and self.lora is not None:
+            raise ValueError("a sharded learner group (learner.ranks > 1) does not take learner.lora yet: set one of them")
+        return self
 
 
 class DataConfig(_Section):
@@ -525,6 +532,11 @@ class _RunConfig(_Section):
             )
         if self.learner.lora is not None and "skill" in self.self_play.modes:
             raise ValueError("skill play adds tokens, whose new embedding rows LoRA's adapters do not train: leave learner.lora unset")
+        if self.learner.ranks > 1 and self.transfer_backend is not None:
+            raise ValueError(f"a learner group (learner.ranks > 1) publishes its gathered weights through Ray's object store, not vLLM's "
+                             f"{self.transfer_backend} transfer engine yet: set generator.weight_transfer: object_store")
+        if self.learner.ranks > 1 and "skill" in self.self_play.modes:
+            raise ValueError("skill play adds tokens, which a sharded learner group cannot grow its embeddings for: set learner.ranks: 1")
         return self
 
     @model_validator(mode="after")
@@ -578,8 +590,9 @@ class _RunConfig(_Section):
     def transfer_backend(self) -> str | None:
         """The weight-transfer backend of the learning agents' generators (None: the object store)."""
         choice = self.generator.weight_transfer
-        if choice == "auto":  # LoRA's merged weights go by the object store (learner/lora.py)
-            return "nccl" if _whole_gpus(self.generator, self.cluster) and self.learner.lora is None else None
+        if choice == "auto":  # LoRA's merged weights and a learner group's gathered ones go by the object store
+            whole = _whole_gpus(self.generator, self.cluster) and self.learner.lora is None and self.learner.ranks == 1
+            return "nccl" if whole else None
         return None if choice == "object_store" else choice
 
 

@@ -41,7 +41,7 @@ from judge.registry import JudgeSpec
 from league.actor import league_actor
 from league.league import CURRENT, LeagueSettings
 from league.roles import RoleRules
-from learner.actor import learner_actor
+from learner.actor import kill_learner, learner_actor
 from learner.checkpoint import replace_dir_atomically
 from learner.learner import DPOSettings
 from learner.pretrained import is_builtin, resolve_model
@@ -125,7 +125,8 @@ class Orchestrator:
         check_kv_cache(cfg, policy, self.max_model_len)
         settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
         gpus = cfg.cluster.num_learner_gpus
-        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus), cfg.learner.lora)
+        self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus), cfg.learner.lora,
+                                     cfg.learner.ranks)
         league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
         self.start_judge(cfg.judge)
@@ -179,7 +180,7 @@ class Orchestrator:
             policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
             learner = learner_actor(
                 self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
-                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora,
+                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks,
             )
             version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
             generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k, learning=True)
@@ -243,12 +244,13 @@ class Orchestrator:
         for pool in [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]:
             if pool is not None:
                 pool.stop()
-        for role in ("judge_llm", "league", "learner", "control"):
+        for role in ("judge_llm", "league", "control"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
-        for agent in self.exploiters.values():
-            ray.kill(agent.learner)
+        for learner in [getattr(self, "learner", None)] + [agent.learner for agent in self.exploiters.values()]:
+            if learner is not None:
+                kill_learner(learner)
 
     def warm_up(self) -> None:
         """SFT on reference answers until `sft.steps`, or until the task's metric on a validation

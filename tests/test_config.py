@@ -148,3 +148,8 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
         parse_config({"learner": {"lora": {"rank": 1024}}})
     assert parse_config({"learner": {"lora": {"rank": 1024, "snapshots": "merged"}}}).learner.lora.rank == 1024
     assert [LoRAOptions(rank=r).served_rank for r in (1, 4, 16, 17, 300)] == [1, 8, 16, 32, 320]
+    with pytest.raises(ConfigError, match="learner.ranks > 1. does not take learner.lora"):
+        parse_config({"learner": {"ranks": 2, "lora": {}}})
+    with pytest.raises(ConfigError, match="learner group .* not vLLM's gloo transfer engine"):
+        parse_config({"learner": {"ranks": 2}, "generator": {"weight_transfer": "gloo"}})
+    assert parse_config({**gpus, "learner": {"ranks": 2}}).transfer_backend is None  # auto: the object store

@@ -87,3 +87,25 @@ def test_a_two_rank_group_equals_one_learner_and_resumes_exactly(tiny_model: Pat
 
     with pytest.raises(ValueError, match=r"saved by a learner of 2 rank.s., not 1: .*resume with the recipe's learner.ranks as saved"):
         Learner(tmp_path / "state" / "policy", SETTINGS).load_state(tmp_path / "state")
+
+
+def test_a_run_with_a_learner_group_trains_and_resumes(ray_cluster, tmp_path: Path) -> None:
+    """`learner.ranks: 2` through `selfplay run`: two rank actors train the policy the generators
+    serve (a new version each iteration), and a resumed run takes the group's state up."""
+    import json
+
+    from conftest import read_metrics, tiny_run
+
+    from cluster.cli import main
+    from cluster.config import parse_config
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path / "run"
+    recipe = tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": 32}, learner={"ranks": 2},
+                      league={"admission_threshold": 0.01, "min_admission_games": 1})  # the SFT warm-up runs on the group too
+    run_self_play(parse_config(recipe), show_progress=False)
+    rows = read_metrics(run_dir)
+    assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)]
+    assert json.loads((run_dir / "state" / "learner" / "learner.json").read_text())["ranks"] == 2
+    assert main(["run", "--resume", str(run_dir), "--iterations", "3", "--quiet"]) == 0
+    assert [r["version"] for r in read_metrics(run_dir)[1:]] == [1, 2, 3]
