@@ -203,7 +203,6 @@ class Generator:
                 responses[i] = answer
         return responses
 
-
     def _adapter(self, name: str, path: str) -> Any:
         """The LoRARequest for a snapshot saved as an adapter; None for the engine's own model (v0)."""
         from vllm.lora.request import LoRARequest

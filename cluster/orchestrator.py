@@ -104,9 +104,13 @@ class Orchestrator:
         ray.get(self.league.set_rng_state.remote(point.league_rng))
         self.rng.bit_generator.state = point.rng
         self.retention_start = point.retention_start
-        snapshots = ray.get(self.league.checkpoints.remote())
-        latest = "v0" if self.adapter_snapshots else max(snapshots, key=lambda n: snapshots[n][1])
-        self._start_generators(str(policy), self.version, latest, (str(self.run.checkpoint("v0")), 0) if latest == "v0" else snapshots[latest])
+        if self.adapter_snapshots:  # the snapshot engine serves the league as adapters on v0
+            latest, checkpoint = "v0", (str(self.run.checkpoint("v0")), 0)
+        else:
+            snapshots = ray.get(self.league.checkpoints.remote())
+            latest = max(snapshots, key=lambda n: snapshots[n][1])
+            checkpoint = snapshots[latest]
+        self._start_generators(str(policy), self.version, latest, checkpoint)
         self._keep_v0_answers()
         self._start_exploiters(point.learner.parent / "agents")
 

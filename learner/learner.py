@@ -401,11 +401,12 @@ class Learner:
             out = dpo_loss(per_token[:m], per_token[m:], mask[:m], mask[m:], ref[:m], ref[m:], self.settings.beta, self.settings.terms,
                            self.settings.label_smoothing, batch_pairs=k, batch_chosen_tokens=chosen_tokens)
             (out.loss * weight).backward()
-            totals["loss"] += out.loss.item() * bool(weight)
-            totals["dpo_loss"] += out.dpo.item() * bool(weight)
-            totals["nll"] += out.nll.item() * bool(weight)
-            totals["reward_accuracy"] += out.reward_accuracy * m / k * bool(weight)
-            totals["reward_margin"] += out.reward_margin * m / k * bool(weight)
+            if weight:  # a group rank's stand-in row (weight 0) counts in no statistic
+                totals["loss"] += out.loss.item()
+                totals["dpo_loss"] += out.dpo.item()
+                totals["nll"] += out.nll.item()
+                totals["reward_accuracy"] += out.reward_accuracy * m / k
+                totals["reward_margin"] += out.reward_margin * m / k
         self._step()
         return sum_over_ranks(totals, self.device) if self.shards else totals
 
