@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint test clean
+.PHONY: install demo lint test clean gpu-wheels
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,11 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/python -m pytest
 
+# pydantic's wheels (as installed here) for bench/gpu_check.sh on a bare torch image: Python 3.12, x86_64.
+gpu-wheels: $(STAMP)
+	$(VENV)/bin/pip freeze | grep -iE '^(pydantic|pydantic[-_]core|annotated[-_]types|typing[-_]inspection)==' > $(VENV)/gpu-wheels.txt
+	$(VENV)/bin/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+		-d .gpu-wheels -r $(VENV)/gpu-wheels.txt
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs .gpu-wheels
