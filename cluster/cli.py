@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quiet", action="store_true", help="no progress bars or per-iteration rows")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="go on with the run in RUN_DIR from its last saved state (with --iterations, --set self_play.*)")
+    run.add_argument("--report", action="store_true", help="write the run's HTML report (selfplay report) when it ends")
     table = sub.add_parser("league", help="print a run's league table (Elo, Bradley-Terry with 95%% interval, games)")
     table.add_argument("run_dir", type=Path)
     table.add_argument("--format", choices=["text", "csv", "json"], default="text")
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("verdicts", type=Path)
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
     _add_import_model(sub)
+    _add_report(sub)
     _add_job_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "import-model":
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return _human_export(args)
     if args.command == "human-import":
         return _human_import(args)
+    if args.command == "report":
+        return _report(args.run_dir, args.output)
     return _run(args)
 
 
@@ -102,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"selfplay: stopped at once by {sig}; {where}", file=sys.stderr)
         return 128 + sig.signum
     print(json.dumps(summary, indent=1))
+    if args.report and _report(Path(summary["run_dir"]), None):
+        return 1
     if summary.get("stopped_by"):
         print(f"selfplay: stopped by {summary['stopped_by']}; {how_to_go_on(Path(summary['run_dir']))}", file=sys.stderr)
         return 128 + int(signal.Signals[summary["stopped_by"]])
@@ -188,6 +194,26 @@ def _import_model(args: argparse.Namespace) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     print(f"{args.name}: a Hugging Face checkpoint at {path} (use it as model.path: {path})")
+    return 0
+
+
+def _add_report(sub: Any) -> None:
+    report = sub.add_parser("report", help="write a run's figures and sample games as one self-contained HTML page (and PNGs)")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--output", type=Path, help="the folder to write into (default RUN_DIR/report)")
+
+
+def _report(run_dir: Path, output: Path | None) -> int:
+    from league.league import LeagueFileError
+    from report.page import write_report
+    from report.run_data import ReportError
+
+    try:
+        page = write_report(run_dir, output)
+    except (ReportError, LeagueFileError) as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {page}")
     return 0
 
 

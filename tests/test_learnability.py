@@ -1,5 +1,6 @@
 """The default recipe learns: a short run lifts held-out accuracy well above the SFT start."""
 import json
+import time
 from pathlib import Path
 
 from cluster.config import load_recipe
@@ -19,3 +20,11 @@ def test_default_recipe_improves_held_out_accuracy(ray_cluster, tmp_path: Path) 
     # the last three iterations, averaged, so one noisy evaluation cannot pass or fail the test
     late = sum(accuracies[-3:]) / 3
     assert late >= summary["initial_accuracy"] + MIN_GAIN, accuracies
+
+    # the report of the default demo's run, in under 10 s (the target on 2 cores)
+    from cluster.cli import main
+
+    start = time.perf_counter()
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert time.perf_counter() - start < 10
+    assert (tmp_path / "run" / "report" / "skill_curve.png").is_file()

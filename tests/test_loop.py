@@ -153,3 +153,21 @@ def test_retention_is_scored_against_the_starting_policy(two_iterations) -> None
             out = model.generate(ids, max_new_tokens=8, do_sample=False)
             answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
         assert start[name] == metric(AdditionTask(), probs, answers), name
+
+
+def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Path) -> None:
+    """`selfplay report` on this run (head-to-head, retention tasks, a constitution): every figure
+    such a run has, as a PNG and inlined in one page that needs no other file, and its games."""
+    from cluster.cli import main
+
+    _, run_dir = two_iterations
+    assert main(["report", str(run_dir), "--output", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    drawn = ["held_out_metric", "win_rate_vs_previous", "skill_curve", "snapshot_ratings", "payoff_matrix", "diversity", "retention",
+             "loss", "throughput", "phase_times"]
+    for name in drawn:
+        assert f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,' in page, name
+        assert (tmp_path / "report" / f"{name}.png").stat().st_size > 5000, name
+    assert "Not in this run: fixed_opponents." in page  # no multi-turn games here
+    assert "<h3>Round 1</h3>" in page and "<h3>Round 2</h3>" in page and 'src="http' not in page
+    assert main(["report", str(tmp_path)]) == 2  # not a run: said so

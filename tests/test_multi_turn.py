@@ -196,6 +196,10 @@ def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
     assert all(r["pairs"] == pq.read_table(run_dir / "pairs" / f"round-{r['iteration']:05d}-multi_turn.parquet").num_rows for r in rows)
     league = parse_league(run_dir)
     assert "v0" in league and all("win_rate_vs_random_ci" in r for r in rows)
+    from cluster.cli import main
+
+    assert main(["report", str(run_dir)]) == 0  # a game's run draws the win rates against the fixed opponents
+    assert '<figure id="fixed_opponents">' in (run_dir / "report" / "index.html").read_text()
 
 
 def test_exploiters_play_the_game_and_the_league_rates_each_seat(ray_cluster, tmp_path: Path) -> None:
