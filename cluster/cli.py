@@ -253,11 +253,15 @@ def _by_version(league: Any, run_dir: Path, fmt: str) -> str:
 
     import numpy as np
 
-    from league.versions import render_versions, version_ratings
+    from league.versions import metric_agreement, render_versions, version_ratings
 
     rows = version_ratings(league, run_dir, np.random.default_rng(0))
     if fmt == "text":
-        return render_versions(rows)
+        metrics = run_dir / "metrics.jsonl"
+        agreement = metric_agreement(rows, [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]) \
+            if metrics.is_file() else None
+        said = f"\ncurrent's ratings against its held-out metric, {agreement[1]} versions: Spearman {agreement[0]:.2f}" if agreement else ""
+        return render_versions(rows) + said
     flat = [{"agent": r.agent, "version": r.version, "player": r.player, "games": r.games, "bt": r.rating.rating,
              "bt_low": r.rating.low, "bt_high": r.rating.high} for r in rows]
     if fmt == "json":

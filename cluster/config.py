@@ -460,10 +460,18 @@ class RetentionConfig(_Section):
         return self.model_copy(update={"path": self.path.resolve()})
 
 
+class RoundRobinConfig(_Section):
+    """Evaluation games between every two of the league's snapshots and the current policy."""
+
+    every: int = Field(5, ge=1, description="play one every this many iterations")
+    games: int = Field(8, ge=1, description="games per pair of players, on held-out prompts; never trained on")
+
+
 class EvalConfig(_Section):
     """What is measured every iteration besides held-out accuracy."""
 
     retention: list[RetentionConfig] = Field(default_factory=list, description="capability-retention tasks")
+    round_robin: RoundRobinConfig | None = Field(None, description="anchor the ratings: snapshots also play each other")
 
     diversity_prompts: int = Field(16, ge=1, description="fixed held-out prompts sampled for diversity")
     diversity_samples: int = Field(8, ge=2, description="samples per diversity prompt")
@@ -535,6 +543,8 @@ class _RunConfig(_Section):
         if self.learner.ranks > 1 and self.transfer_backend is not None:
             raise ValueError(f"a learner group (learner.ranks > 1) publishes its gathered weights through Ray's object store, not vLLM's "
                              f"{self.transfer_backend} transfer engine yet: set generator.weight_transfer: object_store")
+        if self.eval.round_robin is not None and "head_to_head" not in self.self_play.modes:
+            raise ValueError("eval.round_robin plays head-to-head games on the task's held-out prompts: it needs head_to_head in self_play.modes")
         if self.learner.ranks > 1 and "skill" in self.self_play.modes:
             raise ValueError("skill play adds tokens, which a sharded learner group cannot grow its embeddings for: set learner.ranks: 1")
         return self

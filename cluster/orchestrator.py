@@ -30,6 +30,7 @@ from cluster.diversity import diversity
 from cluster.metrics import RunMetrics
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
+from cluster.round_robin import play_round_robin
 from cluster.run_dir import RunDir
 from cluster.stopping import StopRequest
 from cluster.win_rate import v0_answers, win_rate_vs_v0
@@ -308,6 +309,9 @@ class Orchestrator:
         self.scale_generators()
         played = [game.play(self.context(), self.main_agent(), it) for game in self.games()]
         fields = {k: v for p in played for k, v in p.fields.items()}
+        robin = self.config.eval.round_robin
+        if robin is not None and it % robin.every == 0:  # evaluation games, kept out of training
+            fields["round_robin_games"] = play_round_robin(self.context(), self.main_agent(), it, robin.games)
         row = self.learn(it, fields, *[p.pairs for p in played], start=start)
         if self.exploiters:
             row["exploiters"] = {name: self.train_exploiter(it, agent) for name, agent in self.exploiters.items()}

@@ -123,7 +123,8 @@ def rewind(root: Path, point: ResumePoint) -> list[dict[str, Any]]:
 
 
 def record_folders() -> list[str]:
-    """The folders of per-round records: every game's own, and `pairs/`."""
+    """The folders of per-round records: every game's own, the round-robin's and `pairs/`."""
+    from cluster.round_robin import FOLDER
     from games.base import registry
 
-    return sorted({folder for game in registry().values() for folder in game.folders} | {"pairs"})
+    return sorted({folder for game in registry().values() for folder in game.folders} | {"pairs", FOLDER})

@@ -180,11 +180,12 @@ class League:
         elos = np.array([self.ratings[name] for name in names])
         return near_skill_probabilities(elos, self.ratings[CURRENT], self.settings.near_skill_width)
 
-    def record(self, results: list[GameResult]) -> None:
+    def record(self, results: list[GameResult], new_round: bool = True) -> None:
         """One round: online Elo, game by game in order, and the win-rate matrices (the recent
-        one first discounted by `payoff_decay`)."""
+        one first discounted by `payoff_decay`, unless the results are not a round of their own:
+        an evaluation's)."""
         k, scale = self.settings.k_factor, self.settings.elo_scale
-        if self.settings.payoff_decay != 1.0:
+        if new_round and self.settings.payoff_decay != 1.0:
             for row in self.recent.values():
                 for cell in row.values():
                     cell[0] *= self.settings.payoff_decay

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from league.league import CURRENT, League, LeagueSettings, Snapshot
+from judge.verdict import SCORE_OF_WINNER
+from league.league import CURRENT, GameResult, League, LeagueSettings, Snapshot
 from league.ratings import bradley_terry_with_intervals
 from league.records import write_table_atomic
 from league.roles import Role
@@ -88,6 +89,15 @@ class LeagueService:
         """Bradley-Terry rating and 95% interval per policy, fitted on every game so far."""
         rated = bradley_terry_with_intervals(self.league.results, self.rng, samples=samples)
         return {name: [r.rating, r.low, r.high] for name, r in rated.items()}
+
+    def record_evaluation(self, folder: str, round_: int, games: pa.Table) -> int:
+        """Evaluation games (cluster/round_robin.py): written to `folder/round-N.parquet` and
+        rated (Elo, payoff, Bradley-Terry), but no round of any agent's and no pairs. Returns the count."""
+        write_table_atomic(games, self.run_dir / folder / f"round-{round_:05d}.parquet")
+        self.league.record([GameResult(g["policy_a"], g["policy_b"], SCORE_OF_WINNER[g["winner"]])
+                            for g in games.select(["policy_a", "policy_b", "winner"]).to_pylist()], new_round=False)
+        self.league.save(self.state_path)
+        return games.num_rows
 
     def record(self, game: str, round_: int, agent: str, version: int, *played: Any) -> tuple[dict[str, Any], pa.Table]:
         """One round of `game` played by `agent` at `version` (what its `play` sent, Ray having

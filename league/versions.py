@@ -67,7 +67,8 @@ def version_ratings(league: League, run_dir: Path, rng: np.random.Generator, sam
     """Every versioned player's Bradley-Terry rating with its 95% interval, by agent and version
     (snapshots of an agent under it, at their versions)."""
     episodes = read_tables(run_dir / "episodes", EPISODE_SCHEMA) if (run_dir / "episodes").is_dir() else EPISODE_SCHEMA.empty_table()
-    games = read_tables(run_dir / "games", GAME_SCHEMA) if (run_dir / "games").is_dir() else GAME_SCHEMA.empty_table()
+    games = pa.concat_tables([read_tables(run_dir / folder, GAME_SCHEMA) if (run_dir / folder).is_dir() else GAME_SCHEMA.empty_table()
+                              for folder in ("games", "round_robin")])  # self-play games and the evaluation round-robin's
     tally = versioned_results(league, games, episodes)
     rated = bradley_terry_with_intervals(tally, rng, samples=samples)
     snapshots = {s.name: s for s in league.population + league.retired}
@@ -81,6 +82,30 @@ def version_ratings(league: League, run_dir: Path, rng: np.random.Generator, sam
             agent, version = "", None
         rows.append(VersionRating(agent, version, player, int(sum(n for _, n in tally[player].values())), rating))
     return sorted(rows, key=lambda r: (r.agent, -1 if r.version is None else r.version))
+
+
+def metric_agreement(rows: list[VersionRating], metrics: list[dict], agent: str = "current") -> tuple[float, int] | None:
+    """How far `agent`'s per-version ratings agree with the task's held-out metric of each version
+    (metrics.jsonl rows: `accuracy` measured on `version`): Spearman's rank correlation and the
+    number of versions, or None with fewer than three."""
+    versions = [(r.get("version", 0 if r.get("iteration") == 0 else None), r.get("accuracy")) for r in metrics]  # row 0: the start, v0
+    accuracy = {v: a for v, a in versions if isinstance(v, int) and a is not None}
+    both = [(r.rating.rating, accuracy[r.version]) for r in rows if r.agent == agent and r.version in accuracy]
+    if len(both) < 3:
+        return None
+    ratings, metric = (_ranks(np.array(column, dtype=float)) for column in zip(*both))
+    if ratings.std() == 0 or metric.std() == 0:
+        return None
+    return float(np.corrcoef(ratings, metric)[0, 1]), len(both)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their mean rank (as Spearman's correlation takes them)."""
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    for value in np.unique(x):
+        ranks[x == value] = ranks[x == value].mean()
+    return ranks
 
 
 def render_versions(rows: list[VersionRating]) -> str:

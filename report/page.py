@@ -11,6 +11,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from league.versions import metric_agreement
 from report.figures import FIGURES
 from report.run_data import RunData, read_run
 
@@ -43,9 +44,10 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def _page(data: RunData, figures: list[str], missing: list[str]) -> str:
-    last = data.rows[-1]
+    last, agreement = data.rows[-1], metric_agreement(data.versions, data.rows)
+    agree = f" The skill curve's ratings against the held-out metric, {agreement[1]} versions: Spearman {agreement[0]:.2f}." if agreement else ""
     head = (f"<h1>selfplay run {html.escape(data.root.name)}</h1><p>{len(data.rows) - 1} iteration(s), policy version "
-            f"{last.get('version', 0)}, held-out metric {data.rows[0].get('accuracy')} at the start, {last.get('accuracy')} now.</p>")
+            f"{last.get('version', 0)}, held-out metric {data.rows[0].get('accuracy')} at the start, {last.get('accuracy')} now.{agree}</p>")
     absent = f'<p class="missing">Not in this run: {", ".join(missing)}.</p>' if missing else ""
     games = "".join(_games(round_, rows) for round_, rows in data.samples.items())
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>selfplay report: {html.escape(data.root.name)}</title>'

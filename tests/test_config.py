@@ -153,3 +153,5 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
     with pytest.raises(ConfigError, match="learner group .* not vLLM's gloo transfer engine"):
         parse_config({"learner": {"ranks": 2}, "generator": {"weight_transfer": "gloo"}})
     assert parse_config({**gpus, "learner": {"ranks": 2}}).transfer_backend is None  # auto: the object store
+    with pytest.raises(ConfigError, match="eval.round_robin plays head-to-head games.*needs head_to_head in self_play.modes"):
+        parse_config({"eval": {"round_robin": {}}, "self_play": {"modes": ["adversarial"]}})

@@ -35,7 +35,8 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
             self_play={"iterations": 2, "games_per_iteration": 96},
             # admit every round so the opponent generator must switch snapshots
             league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
-            eval={"retention": [{"name": "two-digit", "digits": 2, "size": 32}, {"name": "file", "path": str(benchmark), "size": 10}]},
+            eval={"retention": [{"name": "two-digit", "digits": 2, "size": 32}, {"name": "file", "path": str(benchmark), "size": 10}],
+                  "round_robin": {"every": 1, "games": 3}},
         )
     )
     return run_self_play(config, show_progress=False), run_dir
@@ -83,13 +84,14 @@ def test_league_state_reloads_to_the_same_ratings(two_iterations) -> None:
     summary, run_dir = two_iterations
     league = League.load(run_dir / "league.json")
     assert league.ratings == pytest.approx(summary["elo_by_policy"])
-    # the win-rate matrix on disk is exactly the tally of the games on disk
+    # the win-rate matrix on disk is exactly the tally of the games on disk, self-play's and the round-robin's
     replay = League(league.settings)
     score = SCORE_OF_WINNER
     games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
-    replay.record([GameResult(g["policy_a"], g["policy_b"], score[g["winner"]]) for g in games])
+    robin = read_tables(run_dir / "round_robin", GAME_SCHEMA).to_pylist()
+    replay.record([GameResult(g["policy_a"], g["policy_b"], score[g["winner"]]) for g in games + robin])
     assert replay.results == league.results
-    assert sum(n for _, n in league.results["current"].values()) == len(games)
+    assert sum(n for _, n in league.results["current"].values()) == len(games) + sum("current" in (g["policy_a"], g["policy_b"]) for g in robin)
     assert league.current_version == max(g["version_a"] for g in games)
     assert [s.name for s in league.population] == summary["snapshots"]
     assert len(summary["snapshots"]) >= 2  # v0 plus at least one admitted snapshot
@@ -171,3 +173,38 @@ def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Pat
     assert "Not in this run: fixed_opponents." in page  # no multi-turn games here
     assert "<h3>Round 1</h3>" in page and "<h3>Round 2</h3>" in page and 'src="http' not in page
     assert main(["report", str(tmp_path)]) == 2  # not a run: said so
+
+
+def test_the_round_robin_makes_snapshots_meet_and_stays_out_of_training(two_iterations) -> None:
+    """Each iteration every two of the league's players meet on held-out prompts: round 1 v0 and
+    the current policy, round 2 also v1 (admitted after round 1) against both, sides alternating.
+    The games are rated (the league has snapshot-against-snapshot results) but give no pairs."""
+    import pyarrow.parquet as pq
+
+    from league.league import League
+
+    _, run_dir = two_iterations
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    first, second = (pq.read_table(run_dir / "round_robin" / f"round-{r:05d}.parquet").to_pylist() for r in (1, 2))
+    meetings = [sorted((g["policy_a"], g["policy_b"])) for g in second]
+    assert len(first) == 3 and len(second) == 3 * 3 == rows[2]["round_robin_games"]
+    assert meetings.count(["v0", "v1"]) == 3
+    assert sorted(g["policy_a"] for g in second if {g["policy_a"], g["policy_b"]} == {"v0", "v1"}) == ["v0", "v0", "v1"]  # turns as side a
+    assert {g["mode"] for g in second} == {"round_robin"} and len({g["game_id"] for g in first + second}) == 9 + 3
+    played_v1 = League.load(run_dir / "league.json").results["v0"]["v1"][1]
+    assert played_v1 == 3
+    pairs = [p.name for p in (run_dir / "pairs").iterdir()]
+    assert not any("round_robin" in name for name in pairs)
+
+
+def test_versions_rank_agreement_by_hand() -> None:
+    from league.ratings import Rating
+    from league.versions import VersionRating, metric_agreement
+
+    def rated(version: int, rating: float) -> VersionRating:
+        return VersionRating("current", version, f"current@v{version}", 10, Rating(rating, rating - 5, rating + 5))
+
+    metrics = [{"version": 0, "accuracy": 0.1}, {"version": 1, "accuracy": 0.3}, {"version": 2, "accuracy": 0.2}, {"version": 3, "accuracy": 0.9}]
+    rho, n = metric_agreement([rated(0, 900), rated(1, 950), rated(2, 1000), rated(3, 1100)], metrics)
+    assert n == 4 and rho == pytest.approx(0.8)  # ranks 0 1 2 3 against 0 2 1 3: 1 - 6 * 2 / (4 * 15)
+    assert metric_agreement([rated(0, 900), rated(1, 950)], metrics) is None  # too few to say
