@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("--key", type=Path, help="default RUN_DIR/human_eval_key.jsonl")
     _add_import_model(sub)
     _add_report(sub)
+    _add_human_rate(sub)
     _add_job_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "import-model":
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return _human_import(args)
     if args.command == "report":
         return _report(args.run_dir, args.output)
+    if args.command == "human-rate":
+        return _human_rate(args)
     return _run(args)
 
 
@@ -201,6 +204,41 @@ def _add_report(sub: Any) -> None:
     report = sub.add_parser("report", help="write a run's figures and sample games as one self-contained HTML page (and PNGs)")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--output", type=Path, help="the folder to write into (default RUN_DIR/report)")
+
+
+def _add_human_rate(sub: Any) -> None:
+    rate = sub.add_parser("human-rate", help="rate human-export's blind pairs on a local web page (keys 1, 2, t); verdicts saved as given")
+    rate.add_argument("run_dir", type=Path)
+    rate.add_argument("--samples", type=Path, help="default RUN_DIR/human_eval/samples.jsonl")
+    rate.add_argument("--verdicts", type=Path, help="where verdicts go, for human-import (default RUN_DIR/human_eval/verdicts.jsonl)")
+    rate.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; any other asks for a token)")
+    rate.add_argument("--port", type=int, default=8765)
+    rate.add_argument("--token", help="the token off the loopback (default: a new one, printed)")
+
+
+def _human_rate(args: argparse.Namespace) -> int:
+    from league.human_eval import HumanEvalError
+    from league.human_rate import RatingSession, server
+
+    verdicts = args.verdicts or args.run_dir / "human_eval" / "verdicts.jsonl"
+    try:
+        session = RatingSession(args.samples or args.run_dir / "human_eval" / "samples.jsonl", verdicts)
+        httpd = server(session, args.host, args.port, args.token)
+    except (HumanEvalError, OSError) as err:
+        print(f"selfplay: {err}", file=sys.stderr)
+        return 2
+    host, port = httpd.server_address[:2]
+    query = f"?token={httpd.token}" if httpd.token else ""  # type: ignore[attr-defined]
+    state = session.state()
+    print(f"rate at http://{host}:{port}/{query} ({state['rated']} of {state['total']} rated); Ctrl-C to stop. "
+          f"Then: selfplay human-import {args.run_dir} {verdicts}")
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
 
 
 def _report(run_dir: Path, output: Path | None) -> int:

@@ -119,3 +119,65 @@ def test_bad_verdicts_are_refused(tmp_path: Path) -> None:
     key.write_text(json.dumps({"sample_id": "s00001", "policy_1": "a", "policy_2": "b"}) + "\n")
     with pytest.raises(HumanEvalError, match="not in the key"):
         verdicts_to_results({"s00000": "1"}, key)
+
+
+def test_the_rating_page_keeps_every_verdict_and_a_new_session_goes_on_where_the_last_stopped(tmp_path: Path) -> None:
+    """`selfplay human-rate`'s server, over HTTP as the page's script talks to it: two verdicts,
+    the server stopped (the rater closed the page), a new one starting at the third sample, the
+    rest rated, and the file folded in by `human-import`. Off the loopback it asks for its token."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from league.human_rate import RatingSession, server
+
+    run = _run_dir(tmp_path)
+    assert main(["human-export", str(run), "--n", "4"]) == 0
+    samples, verdicts = run / "human_eval" / "samples.jsonl", run / "human_eval" / "verdicts.jsonl"
+    key = {k["sample_id"]: k for k in map(json.loads, (run / "human_eval_key.jsonl").read_text().splitlines())}
+
+    def start(host: str = "127.0.0.1") -> tuple:
+        httpd = server(RatingSession(samples, verdicts), host, 0)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    def call(url: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        return json.loads(urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30).read())
+
+    def rate_current(base: str, state: dict) -> dict:  # the rater always prefers the current policy's answer
+        sample = state["sample"]
+        return call(f"{base}/verdict", {"sample_id": sample["sample_id"], "verdict": "1" if key[sample["sample_id"]]["policy_1"] == CURRENT else "2"})
+
+    httpd, base = start()
+    page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
+    assert "keydown" in page and '"t": "tie"' in page and "rated" in page
+    state = call(base + "/next")
+    assert (state["rated"], state["total"]) == (0, 4) and "current" not in json.dumps(state)  # still blind
+    state = rate_current(base, rate_current(base, state))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        call(base + "/verdict", {"sample_id": state["sample"]["sample_id"], "verdict": "3"})
+    assert refused.value.code == 400 and "use 1, 2 or tie" in refused.value.read().decode()
+    httpd.shutdown()
+    httpd.server_close()
+    assert len(verdicts.read_text().splitlines()) == 2  # on disk as given
+
+    httpd, base = start()
+    state = call(base + "/next")
+    assert state["rated"] == 2 and state["sample"]["sample_id"] not in read_verdicts(verdicts)
+    state = rate_current(base, rate_current(base, state))
+    assert state["sample"] is None and state["rated"] == 4
+    httpd.shutdown()
+    httpd.server_close()
+    assert main(["human-import", str(run), str(verdicts)]) == 0
+    league = League.load(run / "league.json")
+    assert league.win_rate(CURRENT, "v0") == 1.0 and league.results[CURRENT]["v0"][1] == 4
+
+    httpd, _ = start("0.0.0.0")
+    port = httpd.server_address[1]
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        call(f"http://127.0.0.1:{port}/next")
+    assert denied.value.code == 403
+    assert call(f"http://127.0.0.1:{port}/next?token={httpd.token}")["rated"] == 4
+    httpd.shutdown()
+    httpd.server_close()
