@@ -74,6 +74,9 @@ def server(session: RatingSession, host: str = "127.0.0.1", port: int = 8765, to
             url = urlparse(self.path)
             if not self._allowed(url.query):
                 return
+            if url.path != "/verdict":
+                self._json(404, {"error": f"no page {url.path}"})
+                return
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 self._json(200, session.rate(str(body.get("sample_id")), str(body.get("verdict"))))

@@ -47,11 +47,16 @@ def _page(data: RunData, figures: list[str], missing: list[str]) -> str:
     last, agreement = data.rows[-1], metric_agreement(data.versions, data.rows)
     agree = f" The skill curve's ratings against the held-out metric, {agreement[1]} versions: Spearman {agreement[0]:.2f}." if agreement else ""
     head = (f"<h1>selfplay run {html.escape(data.root.name)}</h1><p>{len(data.rows) - 1} iteration(s), policy version "
-            f"{last.get('version', 0)}, held-out metric {data.rows[0].get('accuracy')} at the start, {last.get('accuracy')} now.{agree}</p>")
+            f"{last.get('version', 0)}, held-out metric {_number(data.rows[0].get('accuracy'))} at the start, "
+            f"{_number(last.get('accuracy'))} now.{agree}</p>")
     absent = f'<p class="missing">Not in this run: {", ".join(missing)}.</p>' if missing else ""
     games = "".join(_games(round_, rows) for round_, rows in data.samples.items())
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>selfplay report: {html.escape(data.root.name)}</title>'
             f"<style>{STYLE}</style></head><body>{head}{''.join(figures)}{absent}<h2>Sample games</h2>{games or '<p>none yet</p>'}</body></html>")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
 def _games(round_: int, rows: list[dict[str, Any]]) -> str:

@@ -158,6 +158,9 @@ def test_the_rating_page_keeps_every_verdict_and_a_new_session_goes_on_where_the
     with pytest.raises(urllib.error.HTTPError) as refused:
         call(base + "/verdict", {"sample_id": state["sample"]["sample_id"], "verdict": "3"})
     assert refused.value.code == 400 and "use 1, 2 or tie" in refused.value.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as elsewhere:
+        call(f"{base}/rate", {"sample_id": state["sample"]["sample_id"], "verdict": "1"})
+    assert elsewhere.value.code == 404
     httpd.shutdown()
     httpd.server_close()
     assert len(verdicts.read_text().splitlines()) == 2  # on disk as given
