@@ -189,7 +189,8 @@ class Generator:
         answers every snapshot in one batch instead, each prompt with its snapshot's adapter.
         """
         if self.spec.max_loras:
-            adapters = [self._adapter(name, checkpoints[name][0]) for name in policies]
+            requests = {name: self._adapter(name, checkpoints[name][0]) for name in set(policies)}  # one per snapshot
+            adapters = [requests[name] for name in policies]
             return [(out.text, out.finish_reason == "length") for out in self._complete(prompts, sampling, seeds, adapters)]
         responses: list[tuple[str, bool]] = [("", False)] * len(prompts)
         names = sorted(set(policies), key=lambda name: name != self.policy)

@@ -124,7 +124,7 @@ def rewind(root: Path, point: ResumePoint) -> list[dict[str, Any]]:
 
 def record_folders() -> list[str]:
     """The folders of per-round records: every game's own, the round-robin's and `pairs/`."""
-    from cluster.round_robin import FOLDER
     from games.base import registry
+    from league.records import ROUND_ROBIN
 
-    return sorted({folder for game in registry().values() for folder in game.folders} | {"pairs", FOLDER})
+    return sorted({folder for game in registry().values() for folder in game.folders} | {"pairs", ROUND_ROBIN})

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from judge.verdict import truncation_loses
-from league.records import games_table
+from league.records import ROUND_ROBIN, games_table
 
 if TYPE_CHECKING:
     from cluster.agents import Agent
     from games.base import PlayContext
 
 Player = tuple[str, int]  # name, version
-FOLDER = "round_robin"
 
 
 def schedule(players: list[Player], games: int) -> list[tuple[Player, Player]]:
@@ -51,7 +50,7 @@ def play_round_robin(ctx: PlayContext, agent: Agent, round_: int, games: int) ->
     if ctx.config.judge.truncation == "loses":
         verdicts = truncation_loses(verdicts, list(a_cut), list(b_cut))
     table = _games(round_, matches, prompts, a_texts, b_texts, verdicts, ctx.judges.name())
-    return int(ray.get(ctx.league.record_evaluation.remote(FOLDER, round_, table)))
+    return int(ray.get(ctx.league.record_evaluation.remote(ROUND_ROBIN, round_, table)))
 
 
 def _games(round_: int, matches: list[tuple[Player, Player]], prompts: list[str], a_texts: Any, b_texts: Any, verdicts: list,
@@ -60,7 +59,7 @@ def _games(round_: int, matches: list[tuple[Player, Player]], prompts: list[str]
     parts = []
     for a in dict.fromkeys(a for a, _ in matches):
         idx = [i for i, (x, _) in enumerate(matches) if x == a]
-        parts.append(games_table(round_, FOLDER, a, [matches[i][1] for i in idx], [prompts[i] for i in idx],
+        parts.append(games_table(round_, ROUND_ROBIN, a, [matches[i][1] for i in idx], [prompts[i] for i in idx],
                                  [a_texts[i] for i in idx], [b_texts[i] for i in idx], [verdicts[i] for i in idx], judge, 0.0))
     table = pa.concat_tables(parts)
     ids = pa.array([f"rr{round_:05d}-g{i:06d}" for i in range(table.num_rows)])

@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+ROUND_ROBIN = "round_robin"  # the folder of the evaluation round-robin's games (cluster/round_robin.py), in GAME_SCHEMA
+
 GAME_SCHEMA = pa.schema(
     [
         ("game_id", pa.string()),

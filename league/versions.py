@@ -20,7 +20,7 @@ from judge.verdict import SCORE_OF_WINNER
 from league.episodes import EPISODE_SCHEMA
 from league.league import League, snapshot_name
 from league.ratings import Rating, bradley_terry_with_intervals
-from league.records import GAME_SCHEMA, read_tables
+from league.records import GAME_SCHEMA, ROUND_ROBIN, read_tables
 
 Tally = dict[str, dict[str, list[float]]]
 
@@ -68,7 +68,7 @@ def version_ratings(league: League, run_dir: Path, rng: np.random.Generator, sam
     (snapshots of an agent under it, at their versions)."""
     episodes = read_tables(run_dir / "episodes", EPISODE_SCHEMA) if (run_dir / "episodes").is_dir() else EPISODE_SCHEMA.empty_table()
     games = pa.concat_tables([read_tables(run_dir / folder, GAME_SCHEMA) if (run_dir / folder).is_dir() else GAME_SCHEMA.empty_table()
-                              for folder in ("games", "round_robin")])  # self-play games and the evaluation round-robin's
+                              for folder in ("games", ROUND_ROBIN)])  # self-play games and the evaluation round-robin's
     tally = versioned_results(league, games, episodes)
     rated = bradley_terry_with_intervals(tally, rng, samples=samples)
     snapshots = {s.name: s for s in league.population + league.retired}
