@@ -417,6 +417,8 @@ class SelfPlayConfig(_Section):
     max_seconds: float | None = Field(None, gt=0, description="stop after the iteration that passes this much self-play time")
     save_every: int = Field(1, ge=0, description="write the resumable state/ every N iterations (and at the end); 0 never")
     modes: list[str] = Field(["head_to_head"], min_length=1, description="the games each iteration plays (games/), in this order")
+    max_staleness: int = Field(0, ge=0, description="the asynchronous pipeline (cluster/overlap.py): the learner trains this many "
+                               "rounds behind play, on games at most this many versions older than its policy; 0 is synchronous")
 
     @model_validator(mode="after")
     def _games_exist(self) -> SelfPlayConfig:
@@ -547,6 +549,17 @@ class _RunConfig(_Section):
             raise ValueError("eval.round_robin plays head-to-head games on the task's held-out prompts: it needs head_to_head in self_play.modes")
         if self.learner.ranks > 1 and "skill" in self.self_play.modes:
             raise ValueError("skill play adds tokens, which a sharded learner group cannot grow its embeddings for: set learner.ranks: 1")
+        return self
+
+    @model_validator(mode="after")
+    def _pipeline(self) -> RunConfig:
+        k = self.self_play.max_staleness
+        if k and self.league.matchmaking == "alphastar":
+            raise ValueError(f"self_play.max_staleness is {k}, and league roles' exploiters train in step with the main policy; "
+                             "set self_play.max_staleness: 0 with league.matchmaking: alphastar")
+        if k and self.learner.ranks > 1:
+            raise ValueError(f"self_play.max_staleness is {k}: a snapshot taken while a learner group trains is not kept yet; "
+                             "set self_play.max_staleness: 0 or learner.ranks: 1")
         return self
 
     @model_validator(mode="after")

@@ -34,6 +34,11 @@ class RunMetrics:
         self.sync = Gauge("selfplay_weight_sync_seconds", "the latest weight broadcast to the current policy's generators", tag_keys=tags)
         self.generators = Gauge("selfplay_generators", "generators serving the current policy", tag_keys=tags)
         self.iteration = Gauge("selfplay_iteration", "the latest finished iteration", tag_keys=tags)
+        self.phases = Gauge("selfplay_phase_seconds", "each phase's seconds in the latest iteration (play, judging, recording, "
+                            "learning, weight_sync, evaluation) and each side's wait (waited_for_learner, learner_idle)",
+                            tag_keys=("run", "phase"))
+        self.staleness = Gauge("selfplay_staleness", "versions between the policy that played a round and the one trained on it",
+                               tag_keys=tags)
 
     def record(self, row: dict[str, Any], judge_seconds: list[float]) -> None:
         """One iteration's metrics row, and the judge calls made during it."""
@@ -45,10 +50,12 @@ class RunMetrics:
             self.elo.set(elo, {**run, "policy": policy})
         gauges = {"win_rate_vs_previous": self.win_rate, "accuracy": self.accuracy, "games_per_s": self.games_per_s,
                   "queue_depth": self.queue_depth, "loss": self.loss, "weight_sync_s": self.sync,
-                  "generators": self.generators, "iteration": self.iteration}
+                  "generators": self.generators, "iteration": self.iteration, "staleness": self.staleness}
         for key, gauge in gauges.items():
             if row.get(key) is not None:
                 gauge.set(row[key], run)
+        for phase, seconds in (row.get("phase_s") or {}).items():
+            self.phases.set(seconds, {**run, "phase": phase})
         if row.get("learner_seconds") is not None:
             self.step.observe(row["learner_seconds"], run)
         for seconds in judge_seconds:

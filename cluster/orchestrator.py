@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import ray
 from tqdm.auto import tqdm
 
@@ -28,13 +30,14 @@ from cluster.config import ConfigError, JudgeConfig, LeagueConfig, ModelConfig, 
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
 from cluster.diversity import diversity
 from cluster.metrics import RunMetrics
+from cluster.overlap import Round, Step, run_schedule
 from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
 from cluster.round_robin import play_round_robin
 from cluster.run_dir import RunDir
 from cluster.stopping import StopRequest
 from cluster.win_rate import v0_answers, win_rate_vs_v0
-from games.base import Game, PlayContext, registry
+from games.base import Game, PlayContext, pair_file, registry
 from judge.actor import judge_actor
 from judge.constitution import Principle
 from judge.pool import JudgePool
@@ -50,6 +53,7 @@ from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from prompts.chat import PromptRenderer
 from tasks.base import metric
 
+OUT_OF_TIME = "self_play.max_seconds"  # why a run stopped early when its time budget ran out
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
 NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_ci": None, "games": 0, "games_per_s": None,
@@ -142,6 +146,8 @@ class Orchestrator:
 
     def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
         g = self.config.generator
+        if self.config.self_play.max_staleness:  # snapshots of the served version are taken while the learner trains on
+            ray.get(self.learner.keep_served.remote())
         self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas, learning=True)
         self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas,
                                                  adapters=self.adapter_snapshots)
@@ -197,11 +203,13 @@ class Orchestrator:
         """The current policy as a learning agent, like the exploiters: its learner and generators."""
         return Agent(CURRENT, "main", self.learner, self.policy_pool, self.version)
 
-    def save_state(self, iteration: int, seconds: float) -> None:
-        """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py)."""
+    def save_state(self, iteration: int, seconds: float, waiting: Sequence[Round] = ()) -> None:
+        """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py),
+        with the rounds played but not yet trained on (`waiting`)."""
         point = ResumePoint(
             iteration, self.version, self.rng.bit_generator.state, ray.get(self.league.rng_state.remote()),
             self.retention_start, seconds, self.run.root / "state" / "learner",
+            tuple({"iteration": r.iteration, "version": r.version, "fields": r.fields, "seconds": r.seconds} for r in waiting),
         )
 
         def write(tmp: Path) -> None:
@@ -303,19 +311,43 @@ class Orchestrator:
             {CURRENT: self.main_agent()} | self.exploiters, self.run,
         )
 
-    def iteration(self, it: int) -> dict[str, Any]:
-        """One round: play each game, learn from all their pairs, broadcast, evaluate."""
-        start = time.perf_counter()
+    # ------------------------------------------------- phases (cluster/overlap.py)
+    def play(self, it: int) -> Round:
+        """Round `it`: each game played by the version the generators serve now, recorded and rated
+        (and the round-robin's evaluation games when due, kept out of training)."""
+        start, judged = time.perf_counter(), self.judges.busy_seconds
         self.scale_generators()
         played = [game.play(self.context(), self.main_agent(), it) for game in self.games()]
         fields = {k: v for p in played for k, v in p.fields.items()}
         robin = self.config.eval.round_robin
-        if robin is not None and it % robin.every == 0:  # evaluation games, kept out of training
+        if robin is not None and it % robin.every == 0:
             fields["round_robin_games"] = play_round_robin(self.context(), self.main_agent(), it, robin.games)
-        row = self.learn(it, fields, *[p.pairs for p in played], start=start)
+        seconds = {"play": time.perf_counter() - start, "judging": self.judges.busy_seconds - judged,
+                   "recording": ray.get(self.league.take_recording_seconds.remote())}
+        return Round(it, self.version, fields, [p.pairs for p in played], seconds)
+
+    def train(self, round_: Round) -> Any:
+        """The learner started on the round's pairs; a reference to its statistics."""
+        return self.learner.train.remote(*round_.pairs)
+
+    def learner_version(self) -> int:
+        return self.version  # the learner is idle when asked: its version is the one just broadcast
+
+    def finish(self, round_: Round, training: Any, began: float) -> dict[str, Any]:
+        """The round's row: the learner's update waited for, broadcast and evaluated, the
+        exploiters' rounds (they train in step), and every phase's time."""
+        waited = time.perf_counter()
+        stats = ray.get(training)
+        waited = time.perf_counter() - waited
+        staleness = self.version - round_.version
+        row = self.learned(round_.iteration, round_.fields, stats, began)
         if self.exploiters:
-            row["exploiters"] = {name: self.train_exploiter(it, agent) for name, agent in self.exploiters.items()}
-            row["seconds"] = time.perf_counter() - start
+            row["exploiters"] = {name: self.train_exploiter(round_.iteration, agent) for name, agent in self.exploiters.items()}
+            row["seconds"] = time.perf_counter() - began
+        row.update(played_by=round_.version, staleness=staleness, phase_s={
+            **round_.seconds, "learning": stats["seconds"], "weight_sync": row["weight_sync_s"], "evaluation": row.pop("evaluation_s"),
+            "waited_for_learner": waited, "learner_idle": max(0.0, row["seconds"] - stats["seconds"]),
+        })
         return row
 
     def train_exploiter(self, it: int, agent: Agent) -> dict[str, Any]:
@@ -373,13 +405,20 @@ class Orchestrator:
         pool.resize(target)
         return pool.size
 
-    def learn(self, it: int, fields: dict[str, Any], *pairs: Any, start: float | None = None) -> dict[str, Any]:
+    def learn(self, it: int, fields: dict[str, Any], *pairs: Any) -> dict[str, Any]:
         """DPO on the pairs (tables or references to them), the new weights to the generator, and
         the evaluation: the iteration's metrics row, with the play phase's `fields` in it."""
-        start = time.perf_counter() if start is None else start
+        start = time.perf_counter()
+        row = self.learned(it, fields, ray.get(self.learner.train.remote(*pairs)), start)
+        del row["evaluation_s"]
+        return row
+
+    def learned(self, it: int, fields: dict[str, Any], stats: dict[str, float], start: float) -> dict[str, Any]:
+        """After the learner's update (its `stats`): the new weights to the generators and the
+        evaluation; the row, its `seconds` counted from `start`."""
         row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None, **fields}
-        stats = ray.get(self.learner.train.remote(*pairs))
         self.version = self.policy_pool.sync_from(self.learner)
+        evaluated = time.perf_counter()
         row.update(generators=self.policy_pool.size, generators_replaced=self.policy_pool.replaced,
                    weight_sync_s=self.policy_pool.last_sync_seconds, queue_depth=self.policy_pool.requested,
                    learner_seconds=stats["seconds"])
@@ -396,6 +435,7 @@ class Orchestrator:
             reward_accuracy=_finite(stats["reward_accuracy"]),
             **({"pg_loss": _finite(stats["pg_loss"])} if "pg_loss" in stats else {}),  # REINFORCE on game moves
             version=self.version,
+            evaluation_s=time.perf_counter() - evaluated,
             seconds=time.perf_counter() - start,
         )
         return row
@@ -466,30 +506,53 @@ class Orchestrator:
             point, (first, *rows) = resumed
             done, spent = point.iteration, point.seconds
             self._print(f"resuming after iteration {done} (policy version {self.version})")
-        initial = first["accuracy"]
+        played = resumed[0].played if resumed else 0  # with the asynchronous pipeline, rounds past `done` may wait for the learner
+        waiting = self.waiting_rounds(resumed[0]) if resumed else []
         started, stopped = time.perf_counter() - spent, None
-        iterations, every = self.config.self_play.iterations, self.config.self_play.save_every
-        for it in tqdm(range(done + 1, iterations + 1), desc="self-play", unit="iter", disable=not self.show_progress,
-                       initial=done, total=iterations):
-            if stop is not None and stop.requested and it == done + 1:  # asked during start-up or warm-up
-                stopped = stop.name
+        iterations = self.config.self_play.iterations
+        if stop is not None and stop.requested:  # asked during start-up or warm-up
+            return self.finish_run(first, rows, started, stop.name)
+        bar = tqdm(desc="self-play", unit="iter", disable=not self.show_progress, initial=done, total=iterations)
+        steps = run_schedule(self, range(played + 1, iterations + 1), self.config.self_play.max_staleness, waiting)
+        for step in steps:
+            rows.append(step.row)
+            bar.update(1)
+            stopped = self.after_step(step, iterations, started, stop)
+            if stopped is not None:
+                steps.close()
                 break
-            row = self.iteration(it)
-            self.run.append_metrics(row)
-            self.metrics.record(row, self.judges.take_call_seconds())
-            rows.append(row)
-            self._print(format_row(row))
-            budget = self.config.self_play.max_seconds
-            out_of_time = budget is not None and time.perf_counter() - started >= budget
-            stopping = stop is not None and stop.requested
-            if every and (it % every == 0 or it == iterations or out_of_time or stopping):
-                self.save_state(it, time.perf_counter() - started)
-            if out_of_time:
-                self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
-                break
-            if stopping:
-                stopped = stop.name
-                break
+        bar.close()
+        return self.finish_run(first, rows, started, stopped if stopped != OUT_OF_TIME else None)
+
+    def after_step(self, step: Step, iterations: int, started: float, stop: StopRequest | None) -> str | None:
+        """A finished row written, shown and saved with the state when due; why the run stops
+        now (the stop's name, OUT_OF_TIME), or None to go on."""
+        row, it = step.row, step.row["iteration"]
+        self.run.append_metrics(row)
+        self.metrics.record(row, self.judges.take_call_seconds())
+        self._print(format_row(row))
+        budget, every = self.config.self_play.max_seconds, self.config.self_play.save_every
+        out_of_time = budget is not None and time.perf_counter() - started >= budget
+        stopping = stop is not None and stop.requested
+        if every and (it % every == 0 or it >= iterations or out_of_time or stopping):
+            self.save_state(it, time.perf_counter() - started, step.waiting)
+        if out_of_time:
+            self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
+            return OUT_OF_TIME
+        return stop.name if stopping and stop is not None else None
+
+    def waiting_rounds(self, point: ResumePoint) -> list[Round]:
+        """A resumed run's rounds played but not yet trained on, their pairs read back from `pairs/`."""
+        rounds = []
+        for saved in point.waiting:
+            it = saved["iteration"]
+            pairs = [pq.read_table(self.run.root / "pairs" / pair_file(it, CURRENT, game.tag)) for game in self.games()]
+            rounds.append(Round(it, saved["version"], saved["fields"], pairs, saved["seconds"]))
+        return rounds
+
+    def finish_run(self, first: dict[str, Any], rows: list[dict[str, Any]], started: float, stopped: str | None) -> dict[str, Any]:
+        """The run's `summary.json` (also returned)."""
+        initial = first["accuracy"]
         ratings = ray.get(self.league.ratings.remote())
         bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
         checkpoints = ray.get(self.league.checkpoints.remote())

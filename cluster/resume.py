@@ -6,7 +6,9 @@ counters), a copy of the league as it stood then, and the driver's own (iteratio
 version, random generators, retention baseline, self-play seconds). A resumed run rewinds
 the directory to that point (the league restored from the copy, later metrics rows and
 round files removed, as a crash may have left them half-way through an iteration) and goes
-on from the next iteration with identical ratings and population.
+on from the next iteration with identical ratings and population. With the asynchronous
+pipeline the state also names the rounds played but not yet trained on: their records stay,
+and the resumed learner trains on them first, so no game is lost and no pair trained twice.
 """
 from __future__ import annotations
 
@@ -36,6 +38,13 @@ class ResumePoint:
     retention_start: dict[str, float]
     seconds: float
     learner: Path  # the learner's state; its `policy/` is a Hugging Face checkpoint
+    # The asynchronous pipeline (cluster/overlap.py): rounds played after `iteration` but not yet
+    # trained on (their iteration, version, fields and seconds; their pairs are on disk), and the last played.
+    waiting: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def played(self) -> int:
+        return self.waiting[-1]["iteration"] if self.waiting else self.iteration
 
     @classmethod
     def read(cls, root: Path) -> ResumePoint:
@@ -54,7 +63,8 @@ class ResumePoint:
             raise ResumeError(f"{str(driver)!r} lacks {', '.join(missing)}; {DAMAGED}")
         if not all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in ("iteration", "version")):
             raise ResumeError(f"{str(driver)!r} has no whole-number iteration and version; {DAMAGED}")
-        return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner")
+        return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner",
+                   tuple(d.get("waiting", ())))
 
     def check(self, root: Path, exploiters: Sequence[str] = ()) -> None:
         """Everything a resume reads, there and readable, before anything in the run changes:
@@ -103,7 +113,7 @@ def _recover(root: Path) -> None:
 def driver_state(point: ResumePoint) -> str:
     return json.dumps({
         "iteration": point.iteration, "version": point.version, "rng": point.rng, "league_rng": point.league_rng,
-        "retention_start": point.retention_start, "seconds": point.seconds,
+        "retention_start": point.retention_start, "seconds": point.seconds, "waiting": list(point.waiting),
     })
 
 
@@ -117,7 +127,7 @@ def rewind(root: Path, point: ResumePoint) -> list[dict[str, Any]]:
     for folder in record_folders():
         for path in (root / folder).glob("round-*.parquet"):
             match = ROUND_FILE.match(path.name)
-            if match and int(match.group(1)) > point.iteration:
+            if match and int(match.group(1)) > point.played:  # rounds played, even if not yet trained on, stay
                 path.unlink()
     return kept
 

@@ -152,7 +152,12 @@ def settle(ctx: PlayContext, agent: Agent, fields: dict[str, Any]) -> dict[str, 
     admitted = None
     if summary.admissible:
         snapshot = str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version)))
-        path = agent.learner.save_snapshot.remote(snapshot, str(ctx.run.checkpoint("v0")))
+        save = agent.learner.save_snapshot
+        if ctx.config.self_play.max_staleness:  # the learner trains the next version meanwhile: the served one is frozen beside it
+            from learner.actor import SNAPSHOTS
+
+            save = save.options(concurrency_group=SNAPSHOTS)
+        path = save.remote(snapshot, str(ctx.run.checkpoint("v0")), agent.version)
         admitted = ray.get(ctx.league.admit.remote(agent.version, path, agent.name)).name
     low, high = wilson_interval(summary.win_rate_vs_latest or 0.0, summary.games_vs_latest)
     fields.update(

@@ -50,6 +50,7 @@ class JudgePool:
         ray.get([a.name.remote() for a in self.actors])  # start-up is not counted against a call's deadline
         self.errors: list[str] = []  # every failed call, for the run's log
         self.call_seconds: list[float] = []  # each finished call's latency, for the dashboard
+        self.busy_seconds = 0.0  # wall time spent judging, all calls together (the metrics row's judging phase)
 
     def name(self) -> str:
         return ray.get(self.actors[0].name.remote())
@@ -77,6 +78,13 @@ class JudgePool:
     def _run(self, n: int, submit: Callable[[Any, int, int], Any]) -> list[tuple[Any, str]]:
         """Results per item, as (value, "") or (None, why it failed). Each judge has at most one
         call in flight, so a deadline measures that call alone, not a queue behind it."""
+        began = time.monotonic()
+        try:
+            return self._judged(n, submit)
+        finally:
+            self.busy_seconds += time.monotonic() - began
+
+    def _judged(self, n: int, submit: Callable[[Any, int, int], Any]) -> list[tuple[Any, str]]:
         results: list[tuple[Any, str]] = [(None, "")] * n
         queue = deque(_Call(begin, min(begin + self.batch_size, n), 0, -1, 0.0) for begin in range(0, n, self.batch_size))
         free = list(range(len(self.actors)))

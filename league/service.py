@@ -5,6 +5,7 @@ Ray), so the driver never carries the games' texts; verdicts come from the judge
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ class LeagueService:
         else:
             self.league = League(settings)
         self.rng = np.random.default_rng(seed)
+        self.recording_seconds = 0.0
 
     def rng_state(self) -> dict[str, Any]:
         return dict(self.rng.bit_generator.state)
@@ -105,6 +107,7 @@ class LeagueService:
         league saved. Returns the row's fields (with `summary` where results were rated) and the pairs."""
         from games.base import pair_file, registry
 
+        start = time.perf_counter()
         kind = registry()[game]
         recorded = kind.record(round_, agent, version, *played)
         for folder, table in recorded.tables.items():
@@ -115,4 +118,10 @@ class LeagueService:
             self.league.record(recorded.results)
             fields["summary"] = self.league.close_round(recorded.results, version, agent)
             self.league.save(self.state_path)
+        self.recording_seconds += time.perf_counter() - start
         return fields, recorded.pairs
+
+    def take_recording_seconds(self) -> float:
+        """Seconds `record` spent since the last take (the metrics row's recording phase)."""
+        taken, self.recording_seconds = self.recording_seconds, 0.0
+        return taken

@@ -13,6 +13,8 @@ from learner.lora import LoRAOptions
 from learner.shards import Shards
 
 ENV = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+# The concurrency group a snapshot of the served weights is written in, beside training (`Learner.keep_served`).
+SNAPSHOTS = "snapshots"
 
 
 def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int, num_gpus: float = 0, scheduling_strategy: Any = None,
@@ -21,7 +23,7 @@ def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int,
     if ranks > 1:
         return LearnerGroup(name, model_path, settings, seed, num_gpus, ranks, scheduling_strategy)
     return (
-        ray.remote(Learner)
+        ray.remote(concurrency_groups={SNAPSHOTS: 1})(Learner)
         .options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy, runtime_env=ENV)
         .remote(str(model_path), settings, seed, "cuda" if num_gpus > 0 else "cpu", lora)
     )

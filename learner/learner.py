@@ -109,6 +109,9 @@ class Learner:
         self.version = 0
         self.iterations = 0
         self._sender: Any = None  # a learner.weight_transfer.WeightSender while a transfer group is open
+        # (version, copy) of what the generators serve, kept by `keep_served` for snapshots taken while training goes on
+        self._served: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._keep_served = False
 
     def _trainable(self, model: torch.nn.Module) -> Any:
         """`model` in training mode, with LoRA's adapters where the recipe asks for them."""
@@ -438,7 +441,30 @@ class Learner:
 
     def publish(self) -> WeightUpdate:
         """The current weights under their checkpoint names, detached copies safe to ship."""
-        return WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
+        update = WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
+        self._keep(update.weights)
+        return update
+
+    def keep_served(self) -> None:
+        """From now on keep a copy of the weights each broadcast sends (the adapter alone with LoRA
+        snapshots as adapters), so that `save_snapshot` can freeze the version the generators
+        serve while the learner trains the next one (the asynchronous pipeline, cluster/overlap.py).
+        Called when the generators serve the learner's weights as they are now, which it keeps first."""
+        self._keep_served = True
+        self._keep()
+
+    def _keep(self, sent: dict[str, torch.Tensor] | None = None) -> None:
+        if not self._keep_served:
+            return
+        if self._adapter_snapshots:
+            kept = adapter_weights(self.policy)
+        else:
+            kept = sent if sent is not None else {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()}
+        self._served = (self.version, kept)
+
+    @property
+    def _adapter_snapshots(self) -> bool:
+        return bool(self.lora and self.lora.snapshots == "adapters")
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The policy's full weights under the model's own names (with LoRA: merged, learner/lora.py;
@@ -463,6 +489,7 @@ class Learner:
 
             raise WeightTransferError("no weight-transfer group is open; call open_transfer first")
         self._sender.send(policy, self.version)
+        self._keep()
         return self.version
 
     def close_transfer(self) -> None:
@@ -470,10 +497,11 @@ class Learner:
             self._sender, sender = None, self._sender
             sender.close()
 
-    def save_checkpoint(self, path: str | Path) -> str:
-        """A Hugging Face checkpoint of the current policy, written beside `path` then renamed into
-        place (in a learner group every rank gathers the weights, rank 0 writes them)."""
-        weights = self.weights()
+    def save_checkpoint(self, path: str | Path, weights: dict[str, torch.Tensor] | None = None) -> str:
+        """A Hugging Face checkpoint of the current policy (or of `weights` under its names),
+        written beside `path` then renamed into place (in a learner group every rank gathers the
+        weights, rank 0 writes them)."""
+        weights = self.weights() if weights is None else weights
 
         def write(tmp: Path) -> None:
             model = self.policy.get_base_model() if self.lora else self.policy
@@ -489,12 +517,19 @@ class Learner:
             return str(path)
         return str(replace_dir_atomically(Path(path), write))
 
-    def save_snapshot(self, path: str | Path, base: str | Path) -> str:
+    def save_snapshot(self, path: str | Path, base: str | Path, version: int | None = None) -> str:
         """A frozen snapshot as the league serves it: with LoRA snapshots as adapters, the
-        policy's adapter on `base` (v0, see `fold_adapter`); otherwise a full checkpoint."""
-        if not (self.lora and self.lora.snapshots == "adapters"):
-            return self.save_checkpoint(path)
-        return str(replace_dir_atomically(Path(path), lambda tmp: save_adapter(self.policy, tmp, str(base))))
+        policy's adapter on `base` (v0, see `fold_adapter`); otherwise a full checkpoint. With
+        `version`, of that version as it was served (`keep_served`), even while a later one trains."""
+        kept = None
+        if version is not None and self._served is not None and self._served[0] == version:
+            kept = self._served[1]
+        elif version is not None and version != self.version:
+            raise ValueError(f"no weights of version {version} to snapshot: the learner is at version {self.version} and keeps "
+                             f"{'no served copy' if self._served is None else f'version {self._served[0]} as served'}")
+        if not self._adapter_snapshots:
+            return self.save_checkpoint(path, kept)
+        return str(replace_dir_atomically(Path(path), lambda tmp: save_adapter(self.policy, tmp, str(base), kept)))
 
     def fold_adapter(self) -> None:
         """Make the policy as it is now (after a LoRA warm-up) the base its adapters start from, so

@@ -118,16 +118,21 @@ def fold_adapter(model: PeftModel) -> None:
                 param.zero_()
 
 
-def save_adapter(model: PeftModel, path: Path, base: str) -> None:
-    """The policy's adapter in peft's format (adapter_config.json, adapter_model.safetensors),
-    naming `base` as its base model, so peft's `PeftModel.from_pretrained` and vLLM's
-    `LoRARequest` load it as it is."""
-    config = model.peft_config[ADAPTER]
-    before, config.base_model_name_or_path = config.base_model_name_or_path, str(Path(base).resolve())
-    try:
-        model.save_pretrained(path, selected_adapters=[ADAPTER])
-    finally:
-        config.base_model_name_or_path = before
+def save_adapter(model: PeftModel, path: Path, base: str, weights: dict[str, torch.Tensor] | None = None) -> None:
+    """The policy's adapter (or `weights`, as `adapter_weights` gave them) in peft's format
+    (adapter_config.json, adapter_model.safetensors), naming `base` as its base model, so peft's
+    `PeftModel.from_pretrained` and vLLM's `LoRARequest` load it as it is."""
+    import copy
+
+    from safetensors.torch import save_file
+
+    config = copy.deepcopy(model.peft_config[ADAPTER])  # as peft's own save_pretrained writes it
+    config.base_model_name_or_path, config.inference_mode = str(Path(base).resolve()), True
+    if weights is None:
+        weights = adapter_weights(model)
+    path.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(path))
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(path / "adapter_model.safetensors"), metadata={"format": "pt"})
 
 
 def base_weights(model: PeftModel) -> dict[str, torch.Tensor]:

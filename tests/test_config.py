@@ -155,3 +155,14 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
     assert parse_config({**gpus, "learner": {"ranks": 2}}).transfer_backend is None  # auto: the object store
     with pytest.raises(ConfigError, match="eval.round_robin plays head-to-head games.*needs head_to_head in self_play.modes"):
         parse_config({"eval": {"round_robin": {}}, "self_play": {"modes": ["adversarial"]}})
+
+
+def test_the_asynchronous_pipeline_refuses_what_it_cannot_overlap_yet() -> None:
+    assert parse_config({}).self_play.max_staleness == 0  # synchronous by default
+    assert parse_config({"self_play": {"max_staleness": 2}}).self_play.max_staleness == 2
+    with pytest.raises(ConfigError, match="max_staleness"):
+        parse_config({"self_play": {"max_staleness": -1}})
+    with pytest.raises(ConfigError, match="exploiters train in step with the main policy"):
+        parse_config({"self_play": {"max_staleness": 1}, "league": {"matchmaking": "alphastar"}})
+    with pytest.raises(ConfigError, match="learner.ranks: 1"):
+        parse_config({"self_play": {"max_staleness": 1}, "learner": {"ranks": 2}})

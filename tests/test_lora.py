@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from learner.learner import DPOSettings, Learner
-from learner.lora import LoRAOptions, base_weights, merged_weights
+from learner.lora import LoRAOptions, adapter_weights, base_weights, merged_weights
 from learner.sequences import encode_pairs, token_logps
 
 PAIRS = pa.table({
@@ -194,3 +194,18 @@ def test_a_lora_warm_up_keeps_its_optimizer_across_chunks(tiny_model: Path) -> N
     trained = _logps(learner.policy, learner)  # and the reference follows the warmed-up policy
     encoded = encode_pairs(learner.tokenizer, ["210+543="], ["7530"])
     assert torch.allclose(learner._reference_logps(encoded), trained, atol=1e-5)
+
+
+def test_a_snapshot_adapter_of_the_served_version_while_a_later_one_trains(tiny_model: Path, tmp_path: Path) -> None:
+    """With `keep_served`, the adapter of the version the generators serve, not the one training."""
+    from safetensors.torch import load_file
+
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2), lora=LORA)
+    learner.train(PAIRS)
+    learner.publish()  # version 1 served
+    served = adapter_weights(learner.policy)
+    learner.keep_served()
+    learner.train(PAIRS)  # version 2 trains
+    saved = load_file(Path(learner.save_snapshot(tmp_path / "v1", tiny_model, version=1)) / "adapter_model.safetensors")
+    assert saved.keys() == served.keys() and all(torch.equal(v, served[k]) for k, v in saved.items())
+    assert not all(torch.equal(v, adapter_weights(learner.policy)[k]) for k, v in saved.items())

@@ -10,11 +10,11 @@ from conftest import read_metrics, tiny_run, tree_digest
 
 from cluster.cli import main
 from cluster.config import parse_config
-from cluster.run import run_self_play
+from cluster.run import resume_self_play, run_self_play
 from cluster.run_dir import MARKER
 from judge.verdict import SCORE_OF_WINNER
 from league.league import GameResult, League
-from league.records import GAME_SCHEMA, read_tables
+from league.records import GAME_SCHEMA, PAIR_SCHEMA, read_tables
 
 GAMES = 64
 
@@ -56,6 +56,44 @@ def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys:
     assert replay.results == resumed.results
     assert [s.name for s in resumed.population][: len(saved["population"])] == [s["name"] for s in saved["population"]]
     assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 4
+
+
+def test_an_asynchronous_run_resumes_losing_no_game_and_training_no_pair_twice(ray_cluster, tmp_path: Path) -> None:
+    """`self_play.max_staleness: 2`: stopped (out of time) after its first row with rounds 2 and 3
+    played and not yet trained on, then crashed after writing a row it had not saved; resumed
+    with `max_staleness: 1`, it trains on round 2 (one version stale) and drops round 3 (two):
+    no round's games are lost or repeated, and no pair is trained on twice."""
+    run_dir, games = tmp_path / "run", 32
+    recipe = tiny_run(run_dir, self_play={"iterations": 4, "games_per_iteration": games, "max_staleness": 2, "max_seconds": 0.001},
+                      league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"})
+    run_self_play(parse_config(recipe), show_progress=False)
+    driver = json.loads((run_dir / "state" / "driver.json").read_text())
+    assert driver["iteration"] == 1 and [r["iteration"] for r in driver["waiting"]] == [2, 3]
+    with open(run_dir / "metrics.jsonl", "a") as f:  # a row written, then the crash before its state was saved
+        f.write(json.dumps({"iteration": 2, "accuracy": 0.0}) + "\n")
+
+    recipe["self_play"].update(max_seconds=None, max_staleness=1)
+    summary = resume_self_play(parse_config(recipe), show_progress=False)
+    rows = read_metrics(run_dir)[1:]
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4] and summary["iterations"] == 4
+    assert [r["played_by"] for r in rows[:3]] == [0, 0, 0]  # the pipeline's first three rounds all played v0
+    assert [r["staleness"] for r in rows[:2]] == [0, 1] and rows[2].get("stale_pairs_dropped") and rows[2]["pairs"] == 0
+    assert rows[3]["staleness"] <= 1
+    on_disk = read_tables(run_dir / "games", GAME_SCHEMA)
+    assert on_disk.num_rows == 4 * games and sorted(set(on_disk.column("round").to_pylist())) == [1, 2, 3, 4]
+    pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA)
+    assert sum(r["pairs"] for r in rows) == pairs.num_rows - pairs.column("round").to_pylist().count(3)  # each pair once, round 3's none
+    assert rows[-1]["version"] == sum(1 for r in rows if r["pairs"])
+    resumed = League.load(run_dir / "league.json")
+    replay = League(resumed.settings)
+    replay.record([GameResult(g["policy_a"], g["policy_b"], SCORE_OF_WINNER[g["winner"]]) for g in on_disk.to_pylist()])
+    assert replay.results == resumed.results
+    assert all(set(r["phase_s"]) >= {"play", "judging", "recording", "learning", "weight_sync", "evaluation", "waited_for_learner"}
+               for r in rows)
+    # snapshots admitted while the learner trained the next version are of the version that played (kept as served)
+    admitted = [s for s in resumed.population if s.version > 0]
+    assert admitted and all(s.version in {r["played_by"] for r in rows} for s in admitted)
+    assert all((run_dir / s.checkpoint / "model.safetensors").is_file() for s in admitted)
 
 
 def refuse_damaged_states(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,57 @@
+"""The asynchronous pipeline's schedule (cluster/overlap.py), without Ray: the order rounds are
+played and trained in, the staleness bound, what a saved state keeps, and the overlap itself
+with simulated costs (bench/pipeline.py, the same code the benchmark measures)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from pipeline import SimulatedPhases, bound, simulate  # noqa: E402
+
+from cluster.overlap import Round, run_schedule  # noqa: E402
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_every_round_is_trained_once_in_order_and_at_most_k_versions_stale(k: int) -> None:
+    phases = SimulatedPhases(0.0, 0.0)
+    steps = list(run_schedule(phases, range(1, 7), k))
+    assert [s.row["iteration"] for s in steps] == [1, 2, 3, 4, 5, 6]
+    assert [r for r, _, _ in phases.trained] == [1, 2, 3, 4, 5, 6]
+    staleness = [learner - played for _, played, learner in phases.trained]
+    assert max(staleness) == k and min(staleness) >= 0
+    # round t is played by the version the learner had k rounds before (the pipeline's lag)
+    assert [played for _, played, _ in phases.trained] == [max(0, t - k - 1) for t in range(1, 7)]
+    # a saved state after each row names the rounds played and not yet trained on
+    assert [[r.iteration for r in s.waiting] for s in steps] == [list(range(t + 1, min(t + k, 6) + 1)) for t in range(1, 7)]
+    assert [s.played for s in steps] == [min(t + k, 6) for t in range(1, 7)]
+
+
+def test_a_round_older_than_k_versions_is_not_trained_on() -> None:
+    """A run saved with k = 2 and resumed with k = 1: its oldest waiting round is too stale."""
+    phases = SimulatedPhases(0.0, 0.0, version=5)
+    waiting = [Round(6, 3, {"games": 1}, ["pairs-6"]), Round(7, 4, {"games": 1}, ["pairs-7"])]
+    rows = [s.row for s in run_schedule(phases, range(8, 9), 1, waiting)]
+    assert [r["iteration"] for r in rows] == [6, 7, 8]
+    assert rows[0]["version"] == 5  # nothing trained: round 6's pairs were dropped, the version stayed
+    assert [r["version"] for r in rows[1:]] == [6, 7]
+    assert [played for _, played, _ in phases.trained] == [3, 4, 5]
+
+
+def test_a_stopped_schedule_leaves_its_waiting_rounds_untrained() -> None:
+    phases = SimulatedPhases(0.0, 0.0)
+    steps = list(run_schedule(phases, range(1, 5), 2, drain=False))
+    assert [s.row["iteration"] for s in steps] == [1, 2]
+    assert [r.iteration for r in steps[-1].waiting] == [3, 4]
+
+
+def test_the_pipeline_overlaps_play_and_learning_to_within_10_percent_of_the_bound() -> None:
+    """Equal costs: the synchronous loop takes play + learn a round, the pipeline max(play, learn)."""
+    sync_wall, rows = simulate(0.1, 0.1, 10, 0)
+    async_wall, async_rows = simulate(0.1, 0.1, 10, 1)
+    floor = bound(rows)
+    assert sync_wall / async_wall > 1.6
+    assert async_wall <= 1.15 * floor  # one round's fill and drain on ten
+    assert all(r["phase_s"]["waited_for_learner"] < 0.05 for r in async_rows[:-1])  # all but the drained last
+    assert min(r["phase_s"]["waited_for_learner"] for r in rows) > 0.08  # synchronously the driver waits the whole step
