@@ -370,7 +370,8 @@ def _resume_recipe(args: argparse.Namespace, overrides: dict[str, object]):
     """The run's own recipe; only how long it goes on (self_play.*) and where (cluster.*) may change."""
     if args.recipe is not None or args.run_dir is not None or args.overwrite:
         raise ConfigError("--resume takes the run's own recipe and directory; leave out RECIPE, --run-dir and --overwrite")
-    growable = ("self_play.iterations", "self_play.max_seconds", "self_play.save_every", "self_play.games_per_iteration")
+    growable = ("self_play.iterations", "self_play.max_seconds", "self_play.save_every", "self_play.games_per_iteration",
+                "self_play.max_staleness")
     fixed = [k for k in overrides if k not in growable and not k.startswith("cluster.")]
     if fixed:
         raise ConfigError(

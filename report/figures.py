@@ -149,20 +149,37 @@ def throughput(data: RunData) -> Figure | None:
 
 
 def phase_times(data: RunData) -> Figure | None:
-    """Each iteration's seconds: the learner's step, the weight sync, and the rest (play, judging, evaluation)."""
+    """Each iteration's seconds on the driver's path, phase after phase (play with its judging
+    and recording, the wait for the learner, the weight sync, the evaluation), and the learner's
+    step as a line: with the asynchronous pipeline it overlaps play instead of following it.
+    Runs written before rows had `phase_s`: the learner, the sync and the rest."""
     rows = [r for r in data.rows if r.get("iteration") and isinstance(r.get("seconds"), int | float)]
     if not rows:
         return None
     x = [r["iteration"] for r in rows]
+    fig, ax = _axes("Time per phase of each iteration", "seconds")
+    if all("phase_s" in r for r in rows):
+        bottom = np.zeros(len(rows))
+        for phase, label in PATH.items():
+            values = np.array([r["phase_s"].get(phase, 0.0) for r in rows])
+            ax.bar(x, values, bottom=bottom, label=label)
+            bottom += values
+        ax.plot(x, [r["phase_s"]["learning"] for r in rows], "k.-", label="learner's step (overlaps play with max_staleness > 0)")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: the bars fill the axes
+        return fig
     learn = np.array([r.get("learner_seconds") or 0.0 for r in rows])
     sync = np.array([r.get("weight_sync_s") or 0.0 for r in rows])
     rest = np.maximum(np.array([r["seconds"] for r in rows]) - learn - sync, 0.0)
-    fig, ax = _axes("Time per phase of each iteration", "seconds")
     ax.bar(x, rest, label="play, judging, evaluation")
     ax.bar(x, learn, bottom=rest, label="learner")
     ax.bar(x, sync, bottom=rest + learn, label="weight sync")
     ax.legend(fontsize=8)
     return fig
+
+
+# The driver's path through an iteration, one phase after another (`phase_s` of a metrics row).
+PATH = {"play": "play (judging, recording within)", "waited_for_learner": "waiting for the learner", "weight_sync": "weight sync",
+        "evaluation": "evaluation"}
 
 
 def fixed_opponents(data: RunData) -> Figure | None:

@@ -52,10 +52,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The converted SmolLM2-135M-Instruct (a real pretrained chat model from a PyPI wheel),
-    converted once into the cache and shared by every test that needs a real model."""
-    from learner.pretrained import resolve_model
+    converted once into the cache and shared by every test that needs a real model (under a
+    lock: with `pytest -n`, the workers would otherwise convert it at once)."""
+    import fcntl
 
-    return resolve_model("smollm2-135m-instruct", show_progress=False)
+    from learner.pretrained import cache_dir, resolve_model
+
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".convert.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return resolve_model("smollm2-135m-instruct", show_progress=False)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

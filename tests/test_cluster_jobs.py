@@ -156,7 +156,7 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
     run = run_dir.name
     names = ("ray_selfplay_games_total", "ray_selfplay_elo", "ray_selfplay_accuracy", "ray_selfplay_generators",
              "ray_selfplay_weight_sync_seconds", "ray_selfplay_learner_loss", "ray_selfplay_queue_depth",
-             "ray_selfplay_judge_latency_seconds_count", "ray_selfplay_learner_step_seconds_count")
+             "ray_selfplay_judge_latency_seconds_count", "ray_selfplay_learner_step_seconds_count", "ray_selfplay_phase_seconds")
 
     def every_series() -> str | None:
         text = _scrape(local_cluster)
@@ -165,6 +165,7 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
     text = _wait(every_series, 90, "every series")
     assert max(_series(text, "ray_selfplay_games_total", run)) >= GAMES
     assert "ray_selfplay_generated_tokens_total" in text  # counted by the generators themselves, on their node
+    assert all(f'phase="{phase}"' in text for phase in ("play", "learning", "weight_sync", "evaluation", "waited_for_learner"))
 
     # the generators' node is lost mid-run; a new one joins and the run goes on
     _wait(lambda: any(r.get("generators") == 2 for r in read_metrics(run_dir)), 120, "the run to scale to 2 generators")
