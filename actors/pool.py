@@ -139,7 +139,8 @@ class GeneratorPool:
         """Wait for a new generator to start, then give it the pool's weights; False if it died meanwhile."""
         try:
             ray.get(actor.serving.remote(), timeout=self.start_timeout_s)
-            update = self.learner.publish.remote() if self.learner is not None else self.update
+            # the weights the others serve (a later version may be training meanwhile: the asynchronous pipeline)
+            update = self.learner.publish.remote(served=True) if self.learner is not None else self.update
             if update is not None:
                 ray.get(actor.load_weights.remote(update, self.policy), timeout=self.sync_timeout_s)
             return True

@@ -49,27 +49,28 @@ class SimulatedPhases:
         time.sleep(self.play_s)
         return Round(iteration, self.version, {"games": 1}, [f"pairs-{iteration}"], {"play": time.perf_counter() - start})
 
-    def train(self, round_: Round) -> Future:
+    def train(self, round_: Round) -> Future | None:
         self.trained.append((round_.iteration, round_.version, self.version))
-        return self.learner.submit(self._learn, bool(round_.pairs))
+        return self.learner.submit(self._learn) if round_.pairs else None  # a dropped round: nothing to learn
 
-    def _learn(self, has_pairs: bool) -> dict[str, float]:
+    def _learn(self) -> dict[str, float]:
         start = time.perf_counter()
         time.sleep(self.learn_s)
-        return {"seconds": time.perf_counter() - start, "pairs": float(has_pairs)}
+        return {"seconds": time.perf_counter() - start, "pairs": 1.0}
 
     def learner_version(self) -> int:
         return self.version
 
-    def finish(self, round_: Round, training: Future, began: float) -> dict[str, Any]:
+    def finish(self, round_: Round, training: Future | None, began: float, played: Round | None) -> dict[str, Any]:
         waited = time.perf_counter()
-        stats = training.result()
+        stats = training.result() if training is not None else {"seconds": 0.0, "pairs": 0.0}
         waited = time.perf_counter() - waited
         time.sleep(self.sync_s)
         self.version += 1 if stats["pairs"] else 0
         seconds = time.perf_counter() - began
         return {"iteration": round_.iteration, "version": self.version, "played_by": round_.version, "seconds": seconds,
-                "phase_s": {**round_.seconds, "learning": stats["seconds"], "weight_sync": self.sync_s, "waited_for_learner": waited}}
+                "pairs": stats["pairs"], "phase_s": {"play": played.seconds["play"] if played else 0.0, "learning": stats["seconds"],
+                                                     "weight_sync": self.sync_s, "waited_for_learner": waited}}
 
 
 def simulate(play_s: float, learn_s: float, iterations: int, k: int, sync_s: float = 0.0) -> tuple[float, list[dict[str, Any]]]:

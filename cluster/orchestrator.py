@@ -1,7 +1,8 @@
 """The driver: owns the self-play loop and holds handles to the named actors.
 
-`iteration` reads like the algorithm: play each of the recipe's games (games/), learn from
-their pairs, broadcast the weights, evaluate. Responses, pairs and weights move between actors
+Its phases read like the algorithm: `play` each of the recipe's games (games/), `train` on
+their pairs, and `finish`: broadcast the weights, evaluate. cluster/overlap.py says when each
+runs (one after another, or with `self_play.max_staleness` the learner behind play). Responses, pairs and weights move between actors
 as Ray object references; in head-to-head and adversarial play the driver sees only prompts,
 opponents' names, verdicts or scores (the judge pool collects those small records here, where
 it keeps deadlines and retries) and summaries (refinement and skill play fetch the short
@@ -53,6 +54,9 @@ from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from prompts.chat import PromptRenderer
 from tasks.base import metric
 
+# The learner's statistics for a round it was not called for (dropped as stale, cluster/overlap.py).
+NOT_TRAINED = {"pairs": 0.0, "external_pairs": 0.0, "loss": math.nan, "dpo_loss": math.nan, "nll": math.nan, "reward_accuracy": math.nan,
+               "seconds": 0.0}
 OUT_OF_TIME = "self_play.max_seconds"  # why a run stopped early when its time budget ran out
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
@@ -135,7 +139,7 @@ class Orchestrator:
         settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
         gpus = cfg.cluster.num_learner_gpus
         self.learner = learner_actor(self.actor_name("learner"), policy, settings, cfg.seed, gpus, near_driver(gpus), cfg.learner.lora,
-                                     cfg.learner.ranks)
+                                     cfg.learner.ranks, snapshots_beside_training=cfg.self_play.max_staleness > 0)
         league = league_settings(cfg.league)
         self.league = league_actor(self.actor_name("league"), self.run.root, league, cfg.seed, resume, near_driver())
         self.start_judge(cfg.judge)
@@ -327,25 +331,29 @@ class Orchestrator:
         return Round(it, self.version, fields, [p.pairs for p in played], seconds)
 
     def train(self, round_: Round) -> Any:
-        """The learner started on the round's pairs; a reference to its statistics."""
-        return self.learner.train.remote(*round_.pairs)
+        """The learner started on the round's pairs; a reference to its statistics (None for a
+        round dropped as stale: the learner is not called, so its counters do not move)."""
+        return self.learner.train.remote(*round_.pairs) if round_.pairs else None
 
     def learner_version(self) -> int:
         return self.version  # the learner is idle when asked: its version is the one just broadcast
 
-    def finish(self, round_: Round, training: Any, began: float) -> dict[str, Any]:
+    def finish(self, round_: Round, training: Any, began: float, played: Round | None) -> dict[str, Any]:
         """The round's row: the learner's update waited for, broadcast and evaluated, the
-        exploiters' rounds (they train in step), and every phase's time."""
+        exploiters' rounds (they train in step), and the phase times of this step (whose play,
+        `played`, is round_ itself when synchronous, a later round with the pipeline)."""
         waited = time.perf_counter()
-        stats = ray.get(training)
+        stats = ray.get(training) if training is not None else NOT_TRAINED
         waited = time.perf_counter() - waited
         staleness = self.version - round_.version
         row = self.learned(round_.iteration, round_.fields, stats, began)
         if self.exploiters:
             row["exploiters"] = {name: self.train_exploiter(round_.iteration, agent) for name, agent in self.exploiters.items()}
             row["seconds"] = time.perf_counter() - began
+        play = dict(played.seconds) if played is not None else {"play": 0.0, "judging": 0.0, "recording": 0.0}
+        play["recording"] += ray.get(self.league.take_recording_seconds.remote()) if self.exploiters else 0.0  # theirs, in this step
         row.update(played_by=round_.version, staleness=staleness, phase_s={
-            **round_.seconds, "learning": stats["seconds"], "weight_sync": row["weight_sync_s"], "evaluation": row.pop("evaluation_s"),
+            **play, "learning": stats["seconds"], "weight_sync": row["weight_sync_s"], "evaluation": row.pop("evaluation_s"),
             "waited_for_learner": waited, "learner_idle": max(0.0, row["seconds"] - stats["seconds"]),
         })
         return row
@@ -517,12 +525,13 @@ class Orchestrator:
         for step in steps:
             rows.append(step.row)
             bar.update(1)
+            waiting = step.waiting
             stopped = self.after_step(step, iterations, started, stop)
-            if stopped is not None:
+            if stopped is not None:  # rounds played and not yet trained on stay in the saved state, for a resume
                 steps.close()
                 break
         bar.close()
-        return self.finish_run(first, rows, started, stopped if stopped != OUT_OF_TIME else None)
+        return self.finish_run(first, rows, started, stopped if stopped != OUT_OF_TIME else None, [r.iteration for r in waiting])
 
     def after_step(self, step: Step, iterations: int, started: float, stop: StopRequest | None) -> str | None:
         """A finished row written, shown and saved with the state when due; why the run stops
@@ -550,8 +559,10 @@ class Orchestrator:
             rounds.append(Round(it, saved["version"], saved["fields"], pairs, saved["seconds"]))
         return rounds
 
-    def finish_run(self, first: dict[str, Any], rows: list[dict[str, Any]], started: float, stopped: str | None) -> dict[str, Any]:
-        """The run's `summary.json` (also returned)."""
+    def finish_run(self, first: dict[str, Any], rows: list[dict[str, Any]], started: float, stopped: str | None,
+                   untrained: Sequence[int] = ()) -> dict[str, Any]:
+        """The run's `summary.json` (also returned); `untrained`: rounds played but not trained on
+        when it stopped (the asynchronous pipeline stopped early; a resume trains on them)."""
         initial = first["accuracy"]
         ratings = ray.get(self.league.ratings.remote())
         bt = ray.get(self.league.bradley_terry.remote(self.config.eval.bootstrap_samples))
@@ -572,6 +583,7 @@ class Orchestrator:
             "seconds": time.perf_counter() - started,
             "run_dir": str(self.run.root),
             "stopped_by": stopped,
+            "untrained_rounds": list(untrained),
         }
         self.run.write_summary(summary)
         return summary

@@ -33,15 +33,17 @@ class Round:
 
 
 class Phases(Protocol):
-    """What the schedule runs. `train` starts the learner and returns at once; `finish` waits for
-    it, sends the new weights to the generators and evaluates them: the round's metrics row
-    (`began`: when this step started, `time.perf_counter()`, for its phase times)."""
+    """What the schedule runs. `train` starts the learner and returns at once (a round without
+    pairs, a dropped one, need not start it); `finish` waits for it, sends the new weights to the
+    generators and evaluates them: the trained round's metrics row. Its phase times are the
+    step's: `began` (`time.perf_counter()`) when the step started, `played` the round this step
+    played (None when it played none: a drain, or a catch-up after resuming with a smaller k)."""
 
     def play(self, iteration: int) -> Round: ...
 
     def train(self, round_: Round) -> Any: ...
 
-    def finish(self, round_: Round, training: Any, began: float) -> dict[str, Any]: ...
+    def finish(self, round_: Round, training: Any, began: float, played: Round | None) -> dict[str, Any]: ...
 
     def learner_version(self) -> int: ...
 
@@ -61,28 +63,41 @@ def stale(round_: Round, learner_version: int, max_staleness: int) -> bool:
     return learner_version - round_.version > max_staleness
 
 
-def run_schedule(phases: Phases, iterations: Iterable[int], max_staleness: int, waiting: Iterable[Round] = (),
-                 drain: bool = True) -> Iterator[Step]:
+def run_schedule(phases: Phases, iterations: Iterable[int], max_staleness: int, waiting: Iterable[Round] = ()) -> Iterator[Step]:
     """Play each of `iterations` and train on every round, the learner `max_staleness` rounds
-    behind; `waiting` are rounds played before (a resumed run's). Rows come in the rounds' order.
-    With `drain` the rounds still waiting after the last play are trained on at the end (a
-    caller that stops early, out of time or asked to, saves them in its state instead). Between
-    two steps (where the caller writes its state) the learner is idle."""
+    behind; `waiting` are rounds played before (a resumed run's: more of them than
+    `max_staleness` are trained on first, without play, so the lag comes back to k). Rows come in
+    the rounds' order; the rounds still waiting after the last play are trained on at the end. A
+    caller that stops early (asked to) saves `Step.waiting` in its state instead, or trains on
+    them with `drain`. Between two steps (where the caller writes its state) the learner is idle."""
     queue: deque[Round] = deque(waiting)
     played = queue[-1].iteration if queue else 0
     for it in iterations:
+        while len(queue) > max_staleness:
+            yield _step(phases, queue, max_staleness, time.perf_counter(), None, played)
         began = time.perf_counter()
-        training = _start(phases, queue, max_staleness) if max_staleness and len(queue) >= max_staleness else None
-        queue.append(phases.play(it))
+        # the learner starts on the oldest of k waiting rounds and trains while the generators play
+        training = _start(phases, queue, max_staleness) if max_staleness and len(queue) == max_staleness else None
+        just = phases.play(it)
+        queue.append(just)
         played = it
-        if not max_staleness:
+        if not max_staleness:  # synchronous: train on what was just played
             training = _start(phases, queue, max_staleness)
         if training is not None:  # none while the pipeline fills
-            yield Step(phases.finish(training.round, training.handle, began), list(queue), played)
-    while drain and queue:
-        began = time.perf_counter()
-        training = _start(phases, queue, max_staleness)
-        yield Step(phases.finish(training.round, training.handle, began), list(queue), played)
+            yield Step(phases.finish(training.round, training.handle, began, just), list(queue), played)
+    yield from drain(phases, queue, max_staleness, played)
+
+
+def drain(phases: Phases, waiting: Iterable[Round], max_staleness: int, played: int) -> Iterator[Step]:
+    """Train on each waiting round in turn, playing none (the end of a run, or one out of time)."""
+    queue = deque(waiting)
+    while queue:
+        yield _step(phases, queue, max_staleness, time.perf_counter(), None, played)
+
+
+def _step(phases: Phases, queue: deque[Round], max_staleness: int, began: float, played: Round | None, last: int) -> Step:
+    training = _start(phases, queue, max_staleness)
+    return Step(phases.finish(training.round, training.handle, began, played), list(queue), last)
 
 
 @dataclass

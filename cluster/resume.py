@@ -63,13 +63,25 @@ class ResumePoint:
             raise ResumeError(f"{str(driver)!r} lacks {', '.join(missing)}; {DAMAGED}")
         if not all(isinstance(d[k], int) and not isinstance(d[k], bool) for k in ("iteration", "version")):
             raise ResumeError(f"{str(driver)!r} has no whole-number iteration and version; {DAMAGED}")
+        waiting = d.get("waiting", [])
+        if not (isinstance(waiting, list) and all(isinstance(w, dict) and WAITING_KEYS.issubset(w) for w in waiting)):
+            raise ResumeError(f"{str(driver)!r} has rounds waiting for the learner without {', '.join(sorted(WAITING_KEYS))}; {DAMAGED}")
         return cls(d["iteration"], d["version"], d["rng"], d["league_rng"], d["retention_start"], d["seconds"], root / "state" / "learner",
-                   tuple(d.get("waiting", ())))
+                   tuple(waiting))
 
-    def check(self, root: Path, exploiters: Sequence[str] = ()) -> None:
+    def check(self, root: Path, exploiters: Sequence[str] = (), pair_tags: Sequence[str] = ("",)) -> None:
         """Everything a resume reads, there and readable, before anything in the run changes:
-        the league, the driver's learner and each of the recipe's `exploiters`', the metrics."""
+        the league, the driver's learner and each of the recipe's `exploiters`', the metrics, and
+        the pair files (one per game, by its tag) of the rounds waiting for the learner."""
+        from games.base import pair_file
+        from league.league import CURRENT
+
         state = root / "state"
+        for waiting in self.waiting:
+            for tag in pair_tags:
+                path = root / "pairs" / pair_file(waiting["iteration"], CURRENT, tag)
+                if not path.is_file():
+                    raise ResumeError(f"{str(path)!r} is missing (round {waiting['iteration']} waits for the learner); {DAMAGED}")
         _json(state / "league.json")
         learners = [self.learner, *(state / "agents" / name for name in exploiters)]
         for learner in learners:
@@ -83,6 +95,7 @@ class ResumePoint:
             raise ResumeError(f"{str(root / 'metrics.jsonl')!r} is missing; {DAMAGED}")
 
 
+WAITING_KEYS = frozenset({"iteration", "version", "fields", "seconds"})
 DRIVER_KEYS = ("iteration", "version", "rng", "league_rng", "retention_start", "seconds")
 LEARNER_FILES = ("policy/config.json", "optimizer.pt", "learner.json")
 # the reference's weights, or with LoRA the base (the reference) and the adapters

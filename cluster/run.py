@@ -40,11 +40,16 @@ def resume_self_play(config: RunConfig, show_progress: bool = True) -> dict[str,
     if config.run_dir is None:
         raise ResumeError("the recipe names no run_dir to resume")
     point = ResumePoint.read(config.run_dir.resolve())
-    point.check(config.run_dir.resolve(), exploiters(config))
+    point.check(config.run_dir.resolve(), exploiters(config), pair_tags(config))
     if config.self_play.iterations <= point.iteration:
         raise ResumeError(
             f"{str(config.run_dir)!r} is already past iteration {point.iteration}; to go on, ask for more "
             f"iterations (--iterations {point.iteration + 1} or more)"
+        )
+    if config.self_play.iterations < point.played:
+        raise ResumeError(
+            f"{str(config.run_dir)!r} has played through iteration {point.played} (the asynchronous pipeline trains on it "
+            f"after {point.iteration}); ask for at least that many (--iterations {point.played} or more)"
         )
     with cluster_for(config):
         run = RunDir.reopen(config)
@@ -112,6 +117,14 @@ def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: Resum
             run.restore_old()
 
 
+def pair_tags(config: RunConfig) -> list[str]:
+    """The tags of the recipe's games' pair files (pairs/round-N-<tag>.parquet), which a resume
+    reads back for the rounds played but not yet trained on."""
+    from games.base import registry
+
+    return [registry()[mode].tag for mode in dict.fromkeys(config.self_play.modes)]
+
+
 def exploiters(config: RunConfig) -> list[str]:
     """The league roles' exploiters whose learner states a resume takes up."""
     return list(config.league.roles.exploiters()) if config.league.matchmaking == "alphastar" else []
@@ -125,7 +138,7 @@ def _restart_point(config: RunConfig, run: RunDir, err: RayActorError, restarts:
                         f"with: selfplay run --resume {run.root}") from None
     try:
         point = ResumePoint.read(run.root)
-        point.check(run.root, exploiters(config))
+        point.check(run.root, exploiters(config), pair_tags(config))
     except ResumeError:
         raise ActorLost(f"{actor} died before the run saved a state to go on from; start the run "
                         "again (with --overwrite)") from None

@@ -18,12 +18,14 @@ SNAPSHOTS = "snapshots"
 
 
 def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int, num_gpus: float = 0, scheduling_strategy: Any = None,
-                  lora: LoRAOptions | None = None, ranks: int = 1) -> Any:
-    """`scheduling_strategy`: where it goes (the orchestrator prefers the driver's node)."""
+                  lora: LoRAOptions | None = None, ranks: int = 1, snapshots_beside_training: bool = False) -> Any:
+    """`scheduling_strategy`: where it goes (the orchestrator prefers the driver's node).
+    `snapshots_beside_training`: the SNAPSHOTS concurrency group, for the asynchronous pipeline."""
     if ranks > 1:
         return LearnerGroup(name, model_path, settings, seed, num_gpus, ranks, scheduling_strategy)
+    actor = ray.remote(concurrency_groups={SNAPSHOTS: 1})(Learner) if snapshots_beside_training else ray.remote(Learner)
     return (
-        ray.remote(concurrency_groups={SNAPSHOTS: 1})(Learner)
+        actor
         .options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy, runtime_env=ENV)
         .remote(str(model_path), settings, seed, "cuda" if num_gpus > 0 else "cpu", lora)
     )

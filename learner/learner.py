@@ -439,10 +439,15 @@ class Learner:
             rows, longest = rows + n, max(longest, length)
         return groups
 
-    def publish(self) -> WeightUpdate:
-        """The current weights under their checkpoint names, detached copies safe to ship."""
+    def publish(self, served: bool = False) -> WeightUpdate:
+        """The current weights under their checkpoint names, detached copies safe to ship. With
+        `served`, for a generator joining the others: the version they serve, which is the copy
+        `keep_served` kept when a later version has been trained since."""
+        if served and self._served is not None and not self._adapter_snapshots:
+            return WeightUpdate(*self._served)
         update = WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
-        self._keep(update.weights)
+        if not served:
+            self._keep(update.weights)
         return update
 
     def keep_served(self) -> None:

@@ -10,6 +10,7 @@ from conftest import read_metrics, tiny_run, tree_digest
 
 from cluster.cli import main
 from cluster.config import parse_config
+from cluster.resume import ResumeError
 from cluster.run import resume_self_play, run_self_play
 from cluster.run_dir import MARKER
 from judge.verdict import SCORE_OF_WINNER
@@ -69,10 +70,19 @@ def test_an_asynchronous_run_resumes_losing_no_game_and_training_no_pair_twice(r
     run_self_play(parse_config(recipe), show_progress=False)
     driver = json.loads((run_dir / "state" / "driver.json").read_text())
     assert driver["iteration"] == 1 and [r["iteration"] for r in driver["waiting"]] == [2, 3]
+    assert json.loads((run_dir / "summary.json").read_text())["untrained_rounds"] == [2, 3]
     with open(run_dir / "metrics.jsonl", "a") as f:  # a row written, then the crash before its state was saved
         f.write(json.dumps({"iteration": 2, "accuracy": 0.0}) + "\n")
 
     recipe["self_play"].update(max_seconds=None, max_staleness=1)
+    damaged = Path(shutil.copytree(run_dir, tmp_path / "damaged"))  # a waiting round's pairs lost: refused, nothing changed
+    (damaged / "pairs" / "round-00003.parquet").unlink()
+    before = tree_digest(damaged)
+    with pytest.raises(ResumeError, match="round 3 waits for the learner"):
+        resume_self_play(parse_config({**recipe, "run_dir": str(damaged)}), show_progress=False)
+    assert tree_digest(damaged) == before
+    with pytest.raises(ResumeError, match="played through iteration 3"):
+        resume_self_play(parse_config({**recipe, "self_play": {**recipe["self_play"], "iterations": 2}}), show_progress=False)
     summary = resume_self_play(parse_config(recipe), show_progress=False)
     rows = read_metrics(run_dir)[1:]
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4] and summary["iterations"] == 4
