@@ -18,11 +18,13 @@ then joins them with another), so texts go from generators to judges and league 
   `transfer` backend (`nccl` on GPUs, `gloo` on CPU), over vLLM's weight-transfer engine: the
   learner broadcasts to a group of the pool's generators, re-opened whenever they change. A
   generator joining takes the learner's weights once through the object store, then the group.
+- Starting: `launch` starts a pool's generators without waiting for their engines, so several
+  pools load side by side; `Launch.pool()` waits for them.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,14 +78,16 @@ class Pending:
 
 class GeneratorPool:
     def __init__(self, start: StartGenerator, size: int = 1, retries: int = 2, sync_timeout_s: float = 300.0,
-                 start_timeout_s: float = 600.0, transfer: str | None = None, ranks_per_generator: int = 1) -> None:
+                 start_timeout_s: float = 600.0, transfer: str | None = None, ranks_per_generator: int = 1,
+                 launched: Sequence[Any] = ()) -> None:
+        """`launched`: generators already started for this pool (`launch`), its first ones."""
         if size < 1:
             raise ValueError(f"a generator pool needs at least one generator (got {size})")
         self.start, self.retries, self.sync_timeout_s, self.start_timeout_s = start, retries, sync_timeout_s, start_timeout_s
         self.transfer, self.ranks_per_generator = transfer, ranks_per_generator
         self.learner: Any = None  # the learner the pool syncs from over `transfer`
         self.group: list[Any] = []  # the generators of the learner's open transfer group
-        self.started = 0  # serial numbers of generators ever started (names stay unique)
+        self.started = len(launched)  # serial numbers of generators ever started (names stay unique)
         self.update: Any = None  # the latest weights (an object reference), what a joining generator loads
         self.policy = "current"
         self.version: int | None = None
@@ -95,7 +99,7 @@ class GeneratorPool:
         self.active: list[Any] = []
         self.holding: dict[int, int] = {}  # id(actor) -> shards sent to it and not yet collected
         self.successors: list[tuple[Any, Any]] = []  # (dead generator, the one that replaced it)
-        self.resize(size)
+        self.active.extend(self._started(size, list(launched)))
 
     @property
     def size(self) -> int:
@@ -111,15 +115,15 @@ class GeneratorPool:
         self._stop_drained()
         self.active.extend(self._started(n - len(self.active)))
 
-    def _started(self, n: int) -> list[Any]:
-        """`n` new generators, serving the pool's weights and version. One that dies while it
-        starts is started again after a pause (a lost node keeps being offered work until Ray's
-        health checks declare it dead), for up to `start_timeout_s`."""
+    def _started(self, n: int, launched: list[Any] | None = None) -> list[Any]:
+        """`n` new generators (the `launched` ones first), serving the pool's weights and version.
+        One that dies while it starts is started again after a pause (a lost node keeps being
+        offered work until Ray's health checks declare it dead), for up to `start_timeout_s`."""
         ready: list[Any] = []
         deadline, pause = time.monotonic() + self.start_timeout_s, 1.0
         while True:
-            new = []
-            for _ in range(n - len(ready)):
+            new, launched = launched or [], None
+            for _ in range(n - len(ready) - len(new)):
                 self.started += 1
                 new.append(self.start(self.started))
             ready += [actor for actor in new if self._joined(actor)]
@@ -328,3 +332,24 @@ def _dead_among(actors: list[Any]) -> list[Any]:
         except (RayActorError, GetTimeoutError):
             dead.append(actor)
     return dead
+
+
+@dataclass
+class Launch:
+    """Generators whose engines are loading, started before the pool that will hold them."""
+
+    start: StartGenerator
+    actors: list[Any]
+    options: dict[str, Any]  # GeneratorPool's other arguments
+
+    def pool(self) -> GeneratorPool:
+        """Wait for the launched generators and make their pool."""
+        return GeneratorPool(self.start, len(self.actors), launched=self.actors, **self.options)
+
+
+def launch(start: StartGenerator, size: int, **options: Any) -> Launch:
+    """Start a pool's `size` generators now and return without waiting for their engines, so
+    that several pools start side by side."""
+    if size < 1:
+        raise ValueError(f"a generator pool needs at least one generator (got {size})")
+    return Launch(start, [start(serial) for serial in range(1, size + 1)], options)

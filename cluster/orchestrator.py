@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import ray
 from tqdm.auto import tqdm
 
-from actors.actor import generator_actor
+from actors.actor import generator_actor, stop_generator
 from actors.generator import GREEDY, EngineSpec, Sampling, kv_bytes_per_token
-from actors.pool import GeneratorPool
+from actors.pool import Launch, launch
 from cluster.agents import Agent
 from cluster.config import ConfigError, JudgeConfig, LeagueConfig, ModelConfig, RunConfig
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
@@ -83,6 +83,8 @@ class Orchestrator:
         self.retention_scorers = retention_scorers(config)
         self.retention_start: dict[str, float] = {}
         self.exploiters: dict[str, Agent] = {}  # league roles' exploiters (matchmaking: alphastar)
+        self.launched: list[Launch] = []  # every generator launch (actors/pool.py)
+        self.exploiter_learners: list[Any] = []
         self.v0_answers: list[str] = []  # an open-ended task's yardstick (`evaluate`)
 
     # ----------------------------------------------------------------- setup
@@ -90,7 +92,8 @@ class Orchestrator:
         """Start the actors on the policy at `base` (by default the recipe's model, or the tiny
         model built in the run directory), warm it up with SFT unless told not to, freeze it as
         snapshot v0 and start the generators."""
-        self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
+        base = Path(base or base_model(self.config, self.run, self.show_progress))
+        self._start_core(base, resume=False)
         cfg = self.config
         tokens = [t for game in self.games() for t in game.special_tokens(cfg)]
         if tokens:
@@ -100,26 +103,28 @@ class Orchestrator:
         ray.get(self.learner.fold_adapter.remote())  # with LoRA, v0 is the base of every snapshot adapter
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
         ray.get(self.league.admit.remote(0, v0))
-        self._start_generators(v0, 0, "v0", (v0, 0))
+        self._pools_from(self._launch_generators(v0, 0, "v0", (v0, 0)))
         self._keep_v0_answers()
         self._start_exploiters()
 
     def start_resumed(self, point: ResumePoint) -> None:
         """Start the actors where a saved state left off: the learner from its state, the league
-        from the run's `league.json` (already rewound), the generators serving that version."""
+        from the run's `league.json` (already rewound), the generators serving that version
+        (launched first, so their engines load while the learner loads its state)."""
         policy = point.learner / "policy"
         self._start_core(policy, resume=True)
-        self.version = ray.get(self.learner.load_state.remote(str(point.learner)))
-        ray.get(self.league.set_rng_state.remote(point.league_rng))
-        self.rng.bit_generator.state = point.rng
-        self.retention_start = point.retention_start
         if self.adapter_snapshots:  # the snapshot engine serves the league as adapters on v0
             latest, checkpoint = "v0", (str(self.run.checkpoint("v0")), 0)
         else:
             snapshots = ray.get(self.league.checkpoints.remote())
             latest = max(snapshots, key=lambda n: snapshots[n][1])
             checkpoint = snapshots[latest]
-        self._start_generators(str(policy), self.version, latest, checkpoint)
+        launches = self._launch_generators(str(policy), point.version, latest, checkpoint)  # engines load while the learner loads
+        self.version = ray.get(self.learner.load_state.remote(str(point.learner)))
+        ray.get(self.league.set_rng_state.remote(point.league_rng))
+        self.rng.bit_generator.state = point.rng
+        self.retention_start = point.retention_start
+        self._pools_from(launches)
         self._keep_v0_answers()
         self._start_exploiters(point.learner.parent / "agents")
 
@@ -148,13 +153,23 @@ class Orchestrator:
         if cfg.data.preferences is not None:
             ray.get(self.learner.mix_in.remote(str(cfg.data.preferences.resolve()), cfg.data.preference_ratio))
 
-    def _start_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> None:
+    def _launch_generators(self, policy: str, version: int, snapshot: str, checkpoint: tuple[str, int]) -> dict[str, Launch]:
+        """Start the current policy's generators (serving `policy` at `version`) and the snapshot
+        engines (the league's `snapshot` at `checkpoint`) side by side, without waiting for them:
+        an engine's start is mostly imports, one core each."""
         g = self.config.generator
+        return {
+            "current": self.launch_generators("generator-current", policy, CURRENT, version, g.replicas, learning=True),
+            "snapshots": self.launch_generators("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas,
+                                                adapters=self.adapter_snapshots),
+        }
+
+    def _pools_from(self, launches: dict[str, Launch]) -> None:
+        """Wait for the launched generators and make their pools."""
         if self.config.self_play.max_staleness:  # snapshots of the served version are taken while the learner trains on
             ray.get(self.learner.keep_served.remote())
-        self.policy_pool = self.generator_pool("generator-current", policy, CURRENT, version, g.replicas, learning=True)
-        self.snapshot_pool = self.generator_pool("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas,
-                                                 adapters=self.adapter_snapshots)
+        self.policy_pool = launches["current"].pool()
+        self.snapshot_pool = launches["snapshots"].pool()
 
     @property
     def adapter_snapshots(self) -> bool:
@@ -162,17 +177,19 @@ class Orchestrator:
         lora = self.config.learner.lora
         return lora is not None and lora.snapshots == "adapters"
 
-    def generator_pool(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
-                       learning: bool = False, adapters: bool = False) -> GeneratorPool:
-        """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path`
-        (a generator joining later then takes the pool's latest weights). A `learning` agent's
-        pool takes its learner's weights over the configured transfer; snapshots load checkpoints,
-        or with `adapters` are LoRA adapters on `path`."""
+    def launch_generators(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
+                          learning: bool = False, adapters: bool = False) -> Launch:
+        """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path` (a
+        generator joining later then takes the pool's latest weights), launched without waiting
+        (`Launch.pool()` waits). A `learning` agent's pool takes its learner's weights over the
+        configured transfer; snapshots load checkpoints, or with `adapters` are LoRA adapters on
+        `path`."""
         cfg = self.config
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         lora = cfg.learner.lora
-        spec = EngineSpec(str(path), cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
+
+        spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
                           max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16)
 
@@ -181,27 +198,36 @@ class Orchestrator:
                 self.actor_name(f"{role}-{serial}"), spec, policy, version, num_cpus=g.num_cpus, num_gpus=g.num_gpus, resources=g.resources
             )
 
-        return GeneratorPool(start, size, g.retries, g.sync_timeout_s, g.start_timeout_s, transfer, g.tensor_parallel_size)
+        options: dict[str, Any] = dict(retries=g.retries, sync_timeout_s=g.sync_timeout_s, start_timeout_s=g.start_timeout_s,
+                                       transfer=transfer, ranks_per_generator=g.tensor_parallel_size)
+        launched = launch(start, size, **options)
+        self.launched.append(launched)  # stopped with the run even if its pool never formed
+        return launched
 
     def _start_exploiters(self, saved: Path | None = None) -> None:
         """The exploiters of league roles (none unless `league.matchmaking: alphastar`): each a
         learner and a generator of its own, from the starting snapshot v0, or from their states
-        in `saved` when resuming (the league already knows them then)."""
+        in `saved` when resuming (the league already knows them then); all start side by side."""
         cfg = self.config
         if cfg.league.matchmaking != "alphastar":
             return
         settings = DPOSettings(**cfg.dpo.model_dump(), answer_end=self.render.answer_end)
-        for k, (name, role) in enumerate(cfg.league.roles.exploiters().items(), start=1):
-            policy = saved / name / "policy" if saved else self.run.checkpoint("v0")
-            learner = learner_actor(
-                self.actor_name(f"learner-{name}"), policy, settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
-                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks,
-            )
-            version = ray.get(learner.load_state.remote(str(saved / name))) if saved else 0
-            generator = self.generator_pool(f"generator-{name}", str(policy), name, version, 1, seed_offset=k, learning=True)
+        roles = dict(cfg.league.roles.exploiters())
+        policies = {name: saved / name / "policy" if saved else self.run.checkpoint("v0") for name in roles}
+        learners = {
+            name: learner_actor(self.actor_name(f"learner-{name}"), policies[name], settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
+                                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks)
+            for k, name in enumerate(roles, start=1)
+        }
+        self.exploiter_learners += learners.values()
+        loads = [learner.load_state.remote(str(saved / name)) for name, learner in learners.items()] if saved else []
+        versions = dict(zip(learners, ray.get(loads))) if saved else dict.fromkeys(learners, 0)
+        launches = {name: self.launch_generators(f"generator-{name}", str(policies[name]), name, versions[name], 1, seed_offset=k, learning=True)
+                    for k, name in enumerate(roles, start=1)}
+        for name, role in roles.items():
             if saved is None:
                 ray.get(self.league.add_agent.remote(name, role))
-            self.exploiters[name] = Agent(name, role, learner, generator, version)
+            self.exploiters[name] = Agent(name, role, learners[name], launches[name].pool(), versions[name])
 
     def main_agent(self) -> Agent:
         """The current policy as a learning agent, like the exploiters: its learner and generators."""
@@ -261,11 +287,14 @@ class Orchestrator:
         for pool in [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]:
             if pool is not None:
                 pool.stop()
+        for launched in self.launched:  # a pool that never formed (its start failed) leaves these
+            for actor in launched.actors:
+                stop_generator(actor)
         for role in ("judge_llm", "league", "control"):
             handle = getattr(self, role, None)
             if handle is not None:
                 ray.kill(handle)
-        for learner in [getattr(self, "learner", None)] + [agent.learner for agent in self.exploiters.values()]:
+        for learner in [getattr(self, "learner", None)] + self.exploiter_learners:
             if learner is not None:
                 kill_learner(learner)
 
