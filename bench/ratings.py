@@ -1,5 +1,6 @@
 """Ratings at league scale, measured side by side in one run.
 
+    pip install scikit-learn                      # once: the reference fit (the `bench` extra)
     python bench/ratings.py                       # 1,000,000 games among 1,000 policies
     python bench/ratings.py --games 100000 --policies 200 --samples 20
 
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,6 +28,11 @@ from league.ratings import ELO_PER_NAT, bradley_terry, bradley_terry_with_interv
 
 
 def logistic_regression(score: np.ndarray, games: np.ndarray) -> np.ndarray:
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        sys.exit("bench/ratings.py compares against scikit-learn, which the project's install leaves out "
+                 "(transformers imports it in every process when present): pip install scikit-learn")
     i, j = np.nonzero(np.triu(games, 1))
     n, k = len(i), len(score)
     rows = np.repeat(np.arange(2 * n), 2)
