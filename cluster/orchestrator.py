@@ -92,8 +92,7 @@ class Orchestrator:
         """Start the actors on the policy at `base` (by default the recipe's model, or the tiny
         model built in the run directory), warm it up with SFT unless told not to, freeze it as
         snapshot v0 and start the generators."""
-        base = Path(base or base_model(self.config, self.run, self.show_progress))
-        self._start_core(base, resume=False)
+        self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
         cfg = self.config
         tokens = [t for game in self.games() for t in game.special_tokens(cfg)]
         if tokens:
@@ -188,7 +187,6 @@ class Orchestrator:
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         lora = cfg.learner.lora
-
         spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
                           max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16)
