@@ -107,9 +107,9 @@ def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: Resum
         run.keep_new()
         return orchestrator.run_loop(resumed, stop)
     except RayActorError as err:
-        if not started:
+        if not started and restarts == 0:  # the command's own start: most likely the recipe or the cluster, not a fault
             raise ActorLost(f"{dead_actor(err)} could not start: {last_error_line(err)}") from None
-        raise
+        raise  # a fault mid-run, or while a restart starts (a node lost again): another restart, up to MAX_RESTARTS
     finally:
         if orchestrator is not None:
             orchestrator.stop()
