@@ -104,8 +104,8 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.wait_for_nodes(2)
         yield cluster
     finally:
-        for node in reversed(cluster.nodes):
-            node.stop()
+        for node in cluster.nodes:  # all at once: a graceful `ray stop` of each node takes up to 20 s
+            node.stop(signal.SIGKILL)
 
 
 def _scrape(cluster: LocalCluster) -> str:

@@ -12,7 +12,7 @@ from conftest import read_metrics, tiny_run
 
 from actors.actor import generator_actor
 from actors.generator import GREEDY, EngineSpec, GeneratorError, Sampling
-from actors.pool import GeneratorPool
+from actors.pool import GeneratorPool, launch
 from cluster.config import parse_config
 from cluster.control import AutoscalePolicy, RunControl, desired_generators, generator_bundles
 from cluster.run import run_self_play
@@ -30,10 +30,11 @@ def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -
         names.append(f"test-pool-{len(names)}")
         return generator_actor(names[-1], spec, "current", 0)
 
-    single = generator_actor("test-pool-reference", spec, "current", 0)
+    single = generator_actor("test-pool-reference", spec, "current", 0)  # starts while the pool waits for its own
+    hasty = launch(start, 1, sync_timeout_s=1e-4)  # used at the end
     sampling, seeds = Sampling(1.0, 1.0, 6), list(range(len(PROMPTS)))
-    expected = ray.get(single.generate.remote(PROMPTS, sampling, seeds))
     pool = GeneratorPool(start, size=2)
+    expected = ray.get(single.generate.remote(PROMPTS, sampling, seeds))
     assert ray.get(pool.generate(PROMPTS, sampling, seeds)) == expected  # per-prompt seeds: shards change nothing
 
     learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=4))
@@ -49,7 +50,7 @@ def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -
 
     ray.kill(pool.active[1])  # a generator dies: its shard goes elsewhere and it is replaced, at version 1
     assert ray.get(pool.generate(PROMPTS, GREEDY)) == trained
-    assert pool.replaced == 1 and pool.size == 4 and len(names) == 5
+    assert pool.replaced == 1 and pool.size == 4 and len(names) == 6  # 2 + 2 joined + 1 replacement, and the hasty one
     assert ray.get(pool.active[1].serving.remote()) == ("current", 1)
 
     leaving = pool.active[2:]
@@ -73,7 +74,7 @@ def test_pool_shards_joins_replaces_and_shrinks(ray_cluster, tiny_model: Path) -
     assert ray.get(first.result()) == trained == ray.get(second.result())
     assert pool.size == 2 and pool.replaced == 2 and not pool.draining
 
-    hasty = GeneratorPool(start, size=1, sync_timeout_s=1e-4)  # a sync that cannot finish in time fails loudly
+    hasty = hasty.pool()  # a sync that cannot finish in time fails loudly
     with pytest.raises(GeneratorError, match="did not finish"):
         hasty.load_weights(ray.put(learner.publish()))
     hasty.stop()

@@ -28,10 +28,11 @@ def _answers(pool: GeneratorPool) -> list[list[str]]:
 def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tiny_model: Path) -> None:
     spec = EngineSpec(str(tiny_model), dtype="float32", weight_transfer="gloo")
     serial = iter(range(100))
-    pool = GeneratorPool(lambda _: generator_actor(f"test-transfer-{next(serial)}", spec, "current", 0), size=2,
-                         sync_timeout_s=120, transfer="gloo")
+    # the reference and the learner start while the pool waits for its engines
     reference = generator_actor("test-transfer-reference", EngineSpec(str(tiny_model), dtype="float32"), "current", 0)
     learner = ray.remote(Learner).options(num_cpus=0).remote(str(tiny_model), DPOSettings(learning_rate=5e-2, batch_size=4))
+    pool = GeneratorPool(lambda _: generator_actor(f"test-transfer-{next(serial)}", spec, "current", 0), size=2,
+                         sync_timeout_s=120, transfer="gloo")
     before = _answers(pool)[0]
 
     def trained_and_expected() -> list[str]:
