@@ -27,7 +27,7 @@ def test_readme_staged_example_runs(ray_cluster, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [0, 1, 2, 3]
     assert [float(p[1]) for p in printed] == [r["accuracy"] for r in rows[1:]]
-    assert all(r["games"] == 512 and r["refinement_traces"] == 512 for r in rows[1:])
+    assert all(r["games"] == 256 and r["refinement_traces"] == 256 for r in rows[1:])
     stages = [json.loads(line) for line in (run_dir / "stages.jsonl").read_text().splitlines()]
     assert [s["stage"] for s in stages] == ["sft", "reward_model"] and stages[1]["eval_accuracy"] > 0.5
     for path in ("model/sft/config.json", "model/reward/config.json", "checkpoints/v0/config.json"):
