@@ -85,6 +85,7 @@ class Generator:
         self.policy = policy
         self.version = version
         self._metrics = _token_metrics()
+        self._tokens = 0  # generated since the last take_tokens: the driver's tokens/s per round
         self._adapter_ids: dict[str, int] = {}  # vLLM tells adapters apart by an integer id
 
     def serving(self) -> tuple[str, int]:
@@ -120,12 +121,19 @@ class Generator:
         ]
         start = time.perf_counter()
         outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False, lora_request=adapters)]
+        n = sum(len(o.token_ids) for o in outs)
+        self._tokens += n
         if self._metrics is not None:
             tokens, rate = self._metrics
-            n, label = sum(len(o.token_ids) for o in outs), {"policy": "snapshots" if adapters else self.policy}
+            label = {"policy": "snapshots" if adapters else self.policy}
             tokens.inc(n, label)
             rate.set(n / max(time.perf_counter() - start, 1e-9), label)
         return outs
+
+    def take_tokens(self) -> int:
+        """Tokens generated since the last call (completions only, not prompts)."""
+        n, self._tokens = self._tokens, 0
+        return n
 
     def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
         """Swap in new weights (checkpoint names) and serve them as `update.version` of the

@@ -298,6 +298,17 @@ class GeneratorPool:
         n, self.requested = self.requested, 0
         return n
 
+    def take_tokens(self) -> int:
+        """Tokens the pool's generators answered with since the last call. A generator lost (or
+        drained and stopped) since takes its count with it: the figure is a floor, not a bill."""
+        total = 0
+        for ref in [actor.take_tokens.remote() for actor in self.active + self.draining]:
+            try:
+                total += ray.get(ref, timeout=self.sync_timeout_s)
+            except (RayActorError, GetTimeoutError):
+                continue
+        return total
+
     def generate(self, prompts: list[str], sampling: Any, seeds: list[int] | None = None) -> ray.ObjectRef:
         return self.submit("generate", {"prompts": prompts, "seeds": seeds}, sampling=sampling).result()
 

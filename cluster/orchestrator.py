@@ -348,6 +348,7 @@ class Orchestrator:
         (and the round-robin's evaluation games when due, kept out of training)."""
         start, judged = time.perf_counter(), self.judges.busy_seconds
         self.scale_generators()
+        self.take_tokens()  # the evaluation's, before this round
         played = [game.play(self.context(), self.main_agent(), it) for game in self.games()]
         fields = {k: v for p in played for k, v in p.fields.items()}
         robin = self.config.eval.round_robin
@@ -355,7 +356,13 @@ class Orchestrator:
             fields["round_robin_games"] = play_round_robin(self.context(), self.main_agent(), it, robin.games)
         seconds = {"play": time.perf_counter() - start, "judging": self.judges.busy_seconds - judged,
                    "recording": ray.get(self.league.take_recording_seconds.remote())}
+        tokens = self.take_tokens()
+        fields.update(generated_tokens=tokens, tokens_per_s=tokens / seconds["play"])
         return Round(it, self.version, fields, [p.pairs for p in played], seconds)
+
+    def take_tokens(self) -> int:
+        """Tokens the current policy's and the snapshots' generators answered with since the last call."""
+        return self.policy_pool.take_tokens() + self.snapshot_pool.take_tokens()
 
     def train(self, round_: Round) -> Any:
         """The learner started on the round's pairs; a reference to its statistics (None for a
@@ -653,6 +660,8 @@ def format_row(row: dict[str, Any]) -> str:
     if "retention" in row:
         parts.append("retain " + " ".join(f"{k} {v:.3f} ({row['retention_vs_start'][k]:+.3f})" for k, v in row["retention"].items()))
     parts += [f"pairs {row['pairs']:4d}", f"distinct-2 {row['distinct_2']:.2f}"]
+    if row.get("tokens_per_s") is not None:
+        parts.append(f"tok/s {row['tokens_per_s']:.0f}")
     if row.get("admitted"):
         parts.append(f"admitted {row['admitted']}")
     for name, x in row.get("exploiters", {}).items():

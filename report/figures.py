@@ -148,6 +148,11 @@ def throughput(data: RunData) -> Figure | None:
     return _lines(data, "Throughput", "per second", {"games/s": "games_per_s", "episodes/s": "episodes_per_s"})
 
 
+def generation(data: RunData) -> Figure | None:
+    """Tokens/s of the generators over each round's play phase (their own scale: hundreds where games/s are tens)."""
+    return _lines(data, "Generation: tokens per second of play", "tokens/s", {"tokens/s": "tokens_per_s"})
+
+
 def phase_times(data: RunData) -> Figure | None:
     """Each iteration's seconds on the driver's path, phase after phase (play with its judging
     and recording, the wait for the learner, the weight sync, the evaluation), and the learner's
@@ -197,6 +202,7 @@ FIGURES: dict[str, Drawing] = {
     "retention": retention,
     "loss": loss,
     "throughput": throughput,
+    "generation": generation,
     "phase_times": phase_times,
     "fixed_opponents": fixed_opponents,
 }

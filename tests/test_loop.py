@@ -54,6 +54,23 @@ def test_games_on_disk_equal_games_played(two_iterations) -> None:
         assert key in rows[-1]
 
 
+def test_rows_count_the_tokens_their_round_generated(two_iterations) -> None:
+    """A round's `generated_tokens` are its answers' (the games' and the round-robin's, not the
+    evaluation's): the character-level model writes a token per character, plus an end-of-sequence
+    token where an answer ended on one (not in the text), so the count lies between the recorded
+    characters and characters + answers; `tokens_per_s` is over the play phase."""
+    _, run_dir = two_iterations
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    games = read_tables(run_dir / "games", GAME_SCHEMA).to_pylist()
+    for row in rows[1:]:
+        it = row["iteration"]
+        robin = pq.read_table(run_dir / "round_robin" / f"round-{it:05d}.parquet").to_pylist()
+        answers = [g[side] for g in games + robin if g["round"] == it for side in ("response_a", "response_b")]
+        chars = sum(map(len, answers))
+        assert chars <= row["generated_tokens"] <= chars + len(answers), (it, chars, len(answers))
+        assert row["tokens_per_s"] == pytest.approx(row["generated_tokens"] / row["phase_s"]["play"])
+
+
 def test_each_iteration_reports_intervals_ratings_and_diversity(two_iterations) -> None:
     summary, run_dir = two_iterations
     last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
@@ -166,7 +183,7 @@ def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Pat
     assert main(["report", str(run_dir), "--output", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "index.html").read_text()
     drawn = ["held_out_metric", "win_rate_vs_previous", "skill_curve", "snapshot_ratings", "payoff_matrix", "diversity", "retention",
-             "loss", "throughput", "phase_times"]
+             "loss", "throughput", "generation", "phase_times"]
     for name in drawn:
         assert f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,' in page, name
         assert (tmp_path / "report" / f"{name}.png").stat().st_size > 5000, name
