@@ -18,6 +18,7 @@ from games.base import registry
 from judge.pairwise import DEFAULT_PATTERN, DEFAULT_TEMPLATE
 from learner.lora import LoRAOptions
 from tasks.base import kinds
+from trackers.base import SINKS, WandbMode, missing_packages
 
 
 class ConfigError(ValueError):
@@ -481,6 +482,28 @@ class EvalConfig(_Section):
     bootstrap_samples: int = Field(100, ge=10, description="bootstrap draws for Bradley-Terry intervals")
 
 
+class LoggingConfig(_Section):
+    """Experiment trackers the driver sends the run to (trackers/): each final metrics row, the
+    recipe, and the report's figures at the end."""
+
+    sinks: list[str] = Field(default_factory=list, description=f"any of {', '.join(SINKS)} (the `trackers` extra)")
+    project: str = Field("selfplay", min_length=1, description="the wandb project and the MLflow experiment")
+    wandb_mode: WandbMode | None = Field(None, description="left out: wandb's own choice (WANDB_MODE, login)")
+    mlflow_uri: str | None = Field(None, description="MLflow's tracking server; default MLFLOW_TRACKING_URI, else a file store in RUN_DIR/mlruns")
+
+    @model_validator(mode="after")
+    def _known_and_installed(self) -> LoggingConfig:
+        unknown = [name for name in self.sinks if name not in SINKS]
+        if unknown:
+            raise ValueError(f"unknown sink {unknown[0]!r}; known sinks: {', '.join(SINKS)}")
+        if len(set(self.sinks)) < len(self.sinks):
+            raise ValueError(f"a sink is named twice in {self.sinks}")
+        missing = missing_packages(self.sinks)
+        if missing:
+            raise ValueError(f"the packages of these sinks are not installed: pip install {' '.join(missing)} (or pip install 'selfplay[trackers]')")
+        return self
+
+
 class AutoscaleConfig(_Section):
     """The current policy's generator count following the queue depth (see cluster/control.py)."""
 
@@ -522,6 +545,7 @@ class _RunConfig(_Section):
     self_play: SelfPlayConfig = SelfPlayConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
+    logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="before")

@@ -53,6 +53,7 @@ from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from prompts.chat import PromptRenderer
 from tasks.base import metric
+from trackers.base import SinkSettings, Trackers
 
 # The learner's statistics for a round it was not called for (dropped as stale, cluster/overlap.py).
 NOT_TRAINED = {"pairs": 0.0, "external_pairs": 0.0, "loss": math.nan, "dpo_loss": math.nan, "nll": math.nan, "reward_accuracy": math.nan,
@@ -86,6 +87,8 @@ class Orchestrator:
         self.launched: list[Launch] = []  # every generator launch (actors/pool.py)
         self.exploiter_learners: list[Any] = []
         self.v0_answers: list[str] = []  # an open-ended task's yardstick (`evaluate`)
+        self.trackers: Trackers | None = None  # logging.sinks, open while the loop runs
+        self.untracked: list[dict[str, Any]] = []  # rows written but not final yet (no state saved since)
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -295,6 +298,8 @@ class Orchestrator:
         for learner in [getattr(self, "learner", None)] + self.exploiter_learners:
             if learner is not None:
                 kill_learner(learner)
+        if self.trackers is not None:
+            self.trackers.close()
 
     def warm_up(self) -> None:
         """SFT on reference answers until `sft.steps`, or until the task's metric on a validation
@@ -548,6 +553,7 @@ class Orchestrator:
             point, (first, *rows) = resumed
             done, spent = point.iteration, point.seconds
             self._print(f"resuming after iteration {done} (policy version {self.version})")
+        self.open_trackers([first, *rows])
         played = resumed[0].played if resumed else 0  # with the asynchronous pipeline, rounds past `done` may wait for the learner
         waiting = self.waiting_rounds(resumed[0]) if resumed else []
         started, stopped = time.perf_counter() - spent, None
@@ -577,12 +583,33 @@ class Orchestrator:
         budget, every = self.config.self_play.max_seconds, self.config.self_play.save_every
         out_of_time = budget is not None and time.perf_counter() - started >= budget
         stopping = stop is not None and stop.requested
-        if every and (it % every == 0 or it >= iterations or out_of_time or stopping):
+        saving = bool(every) and (it % every == 0 or it >= iterations or out_of_time or stopping)
+        if saving:
             self.save_state(it, time.perf_counter() - started, step.waiting)
+        self.untracked.append(row)
+        if saving or not every:  # final now: a resume would not play these rows again
+            self.track()
         if out_of_time:
             self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
             return OUT_OF_TIME
         return stop.name if stopping and stop is not None else None
+
+    def open_trackers(self, rows: list[dict[str, Any]]) -> None:
+        """The recipe's experiment trackers, opened on this run's tracker runs (a resumed run's
+        too), given the rows they have not had: iteration 0's, or what a resume kept."""
+        log = self.config.logging
+        if not log.sinks:
+            return
+        settings = SinkSettings(self.run.root, self.run.root.name, log.project, self.config.model_dump(mode="json"),
+                                wandb_mode=log.wandb_mode, mlflow_uri=log.mlflow_uri)
+        self.trackers = Trackers.open(log.sinks, settings)
+        self.trackers.log(rows)
+
+    def track(self) -> None:
+        """The rows written since the last call, to the trackers (once they are final)."""
+        if self.trackers is not None:
+            self.trackers.log(self.untracked)
+        self.untracked = []
 
     def waiting_rounds(self, point: ResumePoint) -> list[Round]:
         """A resumed run's rounds played but not yet trained on, their pairs read back from `pairs/`."""
@@ -620,6 +647,11 @@ class Orchestrator:
             "untrained_rounds": list(untrained),
         }
         self.run.write_summary(summary)
+        if self.trackers is not None:  # the report's figures, drawn from what is on disk now
+            from report.page import write_report  # matplotlib: only when there are trackers
+
+            self.track()
+            self.trackers.log_figures(write_report(self.run.root).parent)
         return summary
 
     def _print(self, line: str) -> None:

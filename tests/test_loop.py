@@ -37,6 +37,7 @@ def two_iterations(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> tup
             league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
             eval={"retention": [{"name": "two-digit", "digits": 2, "size": 32}, {"name": "file", "path": str(benchmark), "size": 10}],
                   "round_robin": {"every": 1, "games": 3}},
+            logging={"sinks": ["tensorboard", "wandb", "mlflow"], "wandb_mode": "offline", "project": "selfplay-tests"},
         )
     )
     return run_self_play(config, show_progress=False), run_dir
@@ -190,6 +191,30 @@ def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Pat
     assert "Not in this run: fixed_opponents." in page  # no multi-turn games here
     assert "<h3>Round 1</h3>" in page and "<h3>Round 2</h3>" in page and 'src="http' not in page
     assert main(["report", str(tmp_path)]) == 2  # not a run: said so
+
+
+def test_the_trackers_hold_the_rows_the_recipe_and_the_figures(two_iterations) -> None:
+    """`logging.sinks`: TensorBoard, wandb (offline) and MLflow (a file store in the run) each
+    have every row's metrics at its iteration, the recipe, and the report's figures at the end."""
+    from readback import mlflow_run, tensorboard_scalars, wandb_history
+
+    _, run_dir = two_iterations
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    accuracy = {r["iteration"]: r["accuracy"] for r in rows}
+    tokens = {r["iteration"]: r["generated_tokens"] for r in rows[1:]}
+    ids = json.loads((run_dir / "trackers.json").read_text())
+    assert ids["logged_through"] == 2
+    tb, images, _ = tensorboard_scalars(run_dir)
+    assert tb["accuracy"] == pytest.approx(accuracy) and tb["generated_tokens"] == tokens
+    assert tb["phase_s/play"] == pytest.approx({r["iteration"]: r["phase_s"]["play"] for r in rows[1:]})
+    assert {"figures/held_out_metric", "figures/skill_curve", "figures/generation"} <= set(images)
+    metrics, artifacts = mlflow_run(run_dir, ids["runs"]["mlflow"])
+    assert metrics["accuracy"] == {i: [pytest.approx(a)] for i, a in accuracy.items()}
+    assert "config.yaml" in artifacts and "figures/payoff_matrix.png" in artifacts
+    history, configs, _ = wandb_history(run_dir)
+    assert {i: h["accuracy"] for i, h in history.items()} == pytest.approx(accuracy)
+    assert configs[0]["self_play"]["games_per_iteration"] == 96
+    assert history[2]["figures/phase_times/_type"] == "image-file"
 
 
 def test_the_round_robin_makes_snapshots_meet_and_stays_out_of_training(two_iterations) -> None:

@@ -1,0 +1,1 @@
+"""Experiment trackers (logging.sinks): see trackers/base.py."""
