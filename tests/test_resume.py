@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import read_metrics, tiny_run, tree_digest
+from readback import mlflow_run
 
 from cluster.cli import main
 from cluster.config import parse_config
@@ -23,7 +24,8 @@ GAMES = 64
 def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run_dir = tmp_path / "run"
     config = parse_config(tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": GAMES},
-                                   league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"}))
+                                   league={"admission_threshold": 0.01, "min_admission_games": 1, "matchmaking": "uniform"},
+                                   logging={"sinks": ["mlflow"]}))
     first = run_self_play(config, show_progress=False)
     saved = json.loads((run_dir / "state" / "league.json").read_text())
     assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 2
@@ -57,6 +59,9 @@ def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys:
     assert replay.results == resumed.results
     assert [s.name for s in resumed.population][: len(saved["population"])] == [s["name"] for s in saved["population"]]
     assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 4
+    # the tracker's run went on too: every final row once, the crashed row never
+    metrics, _ = mlflow_run(run_dir, json.loads((run_dir / "trackers.json").read_text())["runs"]["mlflow"])
+    assert metrics["accuracy"] == {r["iteration"]: [pytest.approx(r["accuracy"])] for r in rows}
 
 
 def test_an_asynchronous_run_resumes_losing_no_game_and_training_no_pair_twice(ray_cluster, tmp_path: Path) -> None:
