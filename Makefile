@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint test clean gpu-wheels
+.PHONY: install demo lint test browser clean gpu-wheels
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: lint
-	$(VENV)/bin/python -m pytest
+# The browser tests' headless Chromium: Debian's package (a test tool's own browser download is
+# not reachable from CI). Installed once; SELFPLAY_CHROMIUM points the tests at another binary.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+browser: $(CHROMIUM)
+
+test: lint $(CHROMIUM)
+	SELFPLAY_CHROMIUM=$(CHROMIUM) $(VENV)/bin/python -m pytest
 
 # pydantic's wheels (as installed here) for bench/gpu_check.sh on a bare torch image: Python 3.12, x86_64.
 gpu-wheels: $(STAMP)

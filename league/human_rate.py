@@ -109,7 +109,8 @@ def server(session: RatingSession, host: str = "127.0.0.1", port: int = 8765, to
     return httpd
 
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>selfplay: rate answers</title>
+# `<link rel="icon" href="data:,">`: no icon, so the browser asks for no /favicon.ico (a 404 in its console)
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>selfplay: rate answers</title><link rel="icon" href="data:,">
 <style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}.answers{display:flex;gap:1em}
 .answers div{flex:1;border:1px solid #ccc;padding:.6em}pre{white-space:pre-wrap}#progress{color:#666}</style></head><body>
 <p id="progress"></p><h3>Prompt</h3><pre id="prompt"></pre>

@@ -184,3 +184,48 @@ def test_the_rating_page_keeps_every_verdict_and_a_new_session_goes_on_where_the
     assert call(f"http://127.0.0.1:{port}/next?token={httpd.token}")["rated"] == 4
     httpd.shutdown()
     httpd.server_close()
+
+
+def test_raters_rate_in_a_browser_with_the_keyboard_and_lose_nothing_when_the_server_restarts(tmp_path: Path) -> None:
+    """The page in headless Chromium: keys 1 and 2 on two pairs, the server stopped, a new server
+    and a new page going on at the third, keys t and 1 or 2, and the verdicts imported."""
+    import threading
+
+    from browser import keep_screenshot, page
+
+    from league.human_rate import RatingSession, server
+
+    run = _run_dir(tmp_path)
+    assert main(["human-export", str(run), "--n", "4"]) == 0
+    samples, verdicts = run / "human_eval" / "samples.jsonl", run / "human_eval" / "verdicts.jsonl"
+
+    def rate(keys: list[str]) -> None:
+        """Each key in turn; "current" is the key of the current policy's answer (its texts read cur<i>)."""
+        httpd = server(RatingSession(samples, verdicts), "127.0.0.1", 0)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            with page() as (tab, errors):
+                tab.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+                for key in keys:
+                    progress = tab.locator("#progress")
+                    progress.filter(has_text=" rated").wait_for()
+                    before = progress.inner_text()
+                    if key == "current":
+                        key = "1" if tab.locator("#r1").inner_text().startswith("cur") else "2"
+                    tab.keyboard.press(key)
+                    tab.wait_for_function("(before) => document.getElementById('progress').textContent !== before", arg=before)
+                keep_screenshot(tab, "human-rate")
+                shown = tab.locator("#progress").inner_text()
+                assert errors == [], errors
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+        rated = len(read_verdicts(verdicts))
+        assert shown == f"{rated} of 4 rated"
+
+    rate(["current", "current"])
+    assert len(verdicts.read_text().splitlines()) == 2  # saved as given
+    rate(["t", "current"])
+    assert main(["human-import", str(run), str(verdicts)]) == 0
+    league = League.load(run / "league.json")
+    assert league.results[CURRENT]["v0"] == [3.5, 4]  # three wins and a tie

@@ -178,7 +178,10 @@ def test_retention_is_scored_against_the_starting_policy(two_iterations) -> None
 def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Path) -> None:
     """`selfplay report` on this run (head-to-head, retention tasks, a constitution): every figure
     such a run has, as a PNG and inlined in one page that needs no other file, and its games."""
+    from browser import drawn_figures
+
     from cluster.cli import main
+    from report.figures import FIGURES
 
     _, run_dir = two_iterations
     assert main(["report", str(run_dir), "--output", str(tmp_path / "report")]) == 0
@@ -191,6 +194,8 @@ def test_the_report_draws_every_figure_the_run_has(two_iterations, tmp_path: Pat
     assert "Not in this run: fixed_opponents." in page  # no multi-turn games here
     assert "<h3>Round 1</h3>" in page and "<h3>Round 2</h3>" in page and 'src="http' not in page
     assert main(["report", str(tmp_path)]) == 2  # not a run: said so
+    # in headless Chromium: every figure drawn (all but the multi-turn one, which test_multi_turn's Nim run draws), no error logged
+    assert drawn_figures(tmp_path / "report" / "index.html", "report-addition") == [f for f in FIGURES if f != "fixed_opponents"]
 
 
 def test_the_trackers_hold_the_rows_the_recipe_and_the_figures(two_iterations) -> None:

@@ -200,6 +200,9 @@ def test_a_nim_run_through_selfplay_run(ray_cluster, tmp_path: Path) -> None:
 
     assert main(["report", str(run_dir)]) == 0  # a game's run draws the win rates against the fixed opponents
     assert '<figure id="fixed_opponents">' in (run_dir / "report" / "index.html").read_text()
+    from browser import drawn_figures
+
+    assert "fixed_opponents" in drawn_figures(run_dir / "report" / "index.html", "report-nim")  # in headless Chromium
 
 
 def test_exploiters_play_the_game_and_the_league_rates_each_seat(ray_cluster, tmp_path: Path) -> None:
