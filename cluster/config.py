@@ -576,17 +576,6 @@ class _RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
-    def _pipeline(self) -> RunConfig:
-        k = self.self_play.max_staleness
-        if k and self.league.matchmaking == "alphastar":
-            raise ValueError(f"self_play.max_staleness is {k}, and league roles' exploiters train in step with the main policy; "
-                             "set self_play.max_staleness: 0 with league.matchmaking: alphastar")
-        if k and self.learner.ranks > 1:
-            raise ValueError(f"self_play.max_staleness is {k}: a snapshot taken while a learner group trains is not kept yet; "
-                             "set self_play.max_staleness: 0 or learner.ranks: 1")
-        return self
-
-    @model_validator(mode="after")
     def _retention_is_held_out(self) -> RunConfig:
         names = [r.name for r in self.eval.retention]
         if len(set(names)) != len(names):

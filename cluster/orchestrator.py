@@ -217,7 +217,8 @@ class Orchestrator:
         policies = {name: saved / name / "policy" if saved else self.run.checkpoint("v0") for name in roles}
         learners = {
             name: learner_actor(self.actor_name(f"learner-{name}"), policies[name], settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
-                                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks)
+                                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks,
+                                snapshots_beside_training=cfg.self_play.max_staleness > 0)  # settle() asks for the group
             for k, name in enumerate(roles, start=1)
         }
         self.exploiter_learners += learners.values()

@@ -22,13 +22,18 @@ def learner_actor(name: str, model_path: Path, settings: DPOSettings, seed: int,
     """`scheduling_strategy`: where it goes (the orchestrator prefers the driver's node).
     `snapshots_beside_training`: the SNAPSHOTS concurrency group, for the asynchronous pipeline."""
     if ranks > 1:
-        return LearnerGroup(name, model_path, settings, seed, num_gpus, ranks, scheduling_strategy)
-    actor = ray.remote(concurrency_groups={SNAPSHOTS: 1})(Learner) if snapshots_beside_training else ray.remote(Learner)
+        return LearnerGroup(name, model_path, settings, seed, num_gpus, ranks, scheduling_strategy, snapshots_beside_training)
     return (
-        actor
+        _learner_class(snapshots_beside_training)
         .options(name=name, num_cpus=0, num_gpus=num_gpus, scheduling_strategy=scheduling_strategy, runtime_env=ENV)
         .remote(str(model_path), settings, seed, "cuda" if num_gpus > 0 else "cpu", lora)
     )
+
+
+def _learner_class(snapshots_beside_training: bool) -> Any:
+    """The Learner as a Ray actor class; with the SNAPSHOTS group, a snapshot of the served weights
+    (kept in memory, no collective even in a group) is written while `train` runs."""
+    return ray.remote(concurrency_groups={SNAPSHOTS: 1})(Learner) if snapshots_beside_training else ray.remote(Learner)
 
 
 def kill_learner(learner: Any) -> None:
@@ -54,11 +59,15 @@ def _rendezvous() -> str:
 
 
 class _Call:
-    def __init__(self, group: LearnerGroup, method: str) -> None:
-        self.group, self.method = group, method
+    def __init__(self, group: LearnerGroup, method: str, options: dict[str, Any] | None = None) -> None:
+        self.group, self.method, self._options = group, method, options or {}
+
+    def options(self, **options: Any) -> _Call:
+        """The call's Ray options (a concurrency group) on every rank."""
+        return _Call(self.group, self.method, {**self._options, **options})
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return _rank0.remote(*[getattr(rank, self.method).remote(*args, **kwargs) for rank in self.group.ranks])
+        return _rank0.remote(*[getattr(rank, self.method).options(**self._options).remote(*args, **kwargs) for rank in self.group.ranks])
 
 
 class LearnerGroup:
@@ -68,7 +77,7 @@ class LearnerGroup:
     group of a bundle each, packed; CPU ranks stay on the driver's node (`scheduling_strategy`)."""
 
     def __init__(self, name: str, model_path: Path, settings: DPOSettings, seed: int, num_gpus: float, ranks: int,
-                 scheduling_strategy: Any = None) -> None:
+                 scheduling_strategy: Any = None, snapshots_beside_training: bool = False) -> None:
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -78,7 +87,7 @@ class LearnerGroup:
         where = [PlacementGroupSchedulingStrategy(self.placement, r) if self.placement else scheduling_strategy for r in range(ranks)]
         address = ray.get(_rendezvous.options(scheduling_strategy=where[0]).remote())
         self.ranks = [
-            ray.remote(Learner)
+            _learner_class(snapshots_beside_training)
             .options(name=f"{name}-rank{r}", num_cpus=0, num_gpus=num_gpus, scheduling_strategy=where[r], runtime_env=ENV)
             .remote(str(model_path), settings, seed, "cuda" if num_gpus > 0 else "cpu", None, Shards(r, ranks, address))
             for r in range(ranks)

@@ -465,6 +465,8 @@ class Learner:
             kept = adapter_weights(self.policy)
         else:
             kept = sent if sent is not None else {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()}
+        if self.shards and self.shards.rank:  # in a learner group rank 0 alone writes snapshots: the others keep which version, not a copy
+            kept = {}
         self._served = (self.version, kept)
 
     @property

@@ -60,11 +60,13 @@ def test_alphastar_roles_play_snapshot_and_reset(ray_cluster, tmp_path: Path) ->
     assert versions == sorted(versions)
     assert summary["exploiters"]["league_exploiter"]["role"] == "league_exploiter"
 
-    # resumed from its saved state, every agent goes on where it was
+    # resumed from its saved state as an asynchronous run (the main learner one round behind play,
+    # the exploiters in step with each row), every agent goes on where it was
     assert all((run_dir / "state" / "agents" / a / "learner.json").is_file() for a in ("main_exploiter", "league_exploiter"))
-    assert main(["run", "--resume", str(run_dir), "--iterations", "6", "--quiet"]) == 0
+    assert main(["run", "--resume", str(run_dir), "--iterations", "6", "--set", "self_play.max_staleness=1", "--quiet"]) == 0
     rows = read_metrics(run_dir)[1:]
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["staleness"] for r in rows[4:]] == [0, 1] and rows[5]["played_by"] == rows[4]["version"] - 1
     for agent in ("main_exploiter", "league_exploiter"):
         versions = [r["exploiters"][agent]["version"] for r in rows]
         assert versions == sorted(versions) and versions[-1] > 0, (agent, versions)

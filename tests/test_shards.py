@@ -38,7 +38,9 @@ def _rank(rank: int, address: str, model: str, state: str, resume: bool, out: mp
         learner.load_state(state)
     else:
         learner = Learner(model, SETTINGS, shards=shards)
+        learner.keep_served()  # the asynchronous pipeline: the weights as served (v0), kept while the next version trains
         learner.train(PAIRS)
+        learner.save_snapshot(Path(state).parent / "v0-snapshot", model, version=0)  # rank 0 writes the kept copy, no collective
         learner.save_state(state)
     stats = learner.train(PAIRS)
     update = learner.publish()
@@ -80,6 +82,12 @@ def test_a_two_rank_group_equals_one_learner_and_resumes_exactly(tiny_model: Pat
     _assert_close(weights0, expected.weights)  # the single learner's, after the same steps
     assert loss0 == pytest.approx(expected_loss, abs=1e-5)  # the stats summed over the ranks' shares
     assert max((weights0[k] - moved[k]).abs().max().item() for k in moved) > 1e-3  # and the second call did train
+    # the snapshot of the served version, taken after a later one trained: v0's weights exactly
+    from transformers import AutoModelForCausalLM
+
+    served = AutoModelForCausalLM.from_pretrained(tmp_path / "v0-snapshot").state_dict()
+    start = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+    assert served.keys() == start.keys() and all(torch.equal(served[k], start[k]) for k in start)
 
     resumed = _group(tiny_model, tmp_path / "state", resume=True)
     _assert_close(resumed[0][2], weights0)
@@ -107,5 +115,12 @@ def test_a_run_with_a_learner_group_trains_and_resumes(ray_cluster, tmp_path: Pa
     rows = read_metrics(run_dir)
     assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)]
     assert json.loads((run_dir / "state" / "learner" / "learner.json").read_text())["ranks"] == 2
-    assert main(["run", "--resume", str(run_dir), "--iterations", "3", "--quiet"]) == 0
-    assert [r["version"] for r in read_metrics(run_dir)[1:]] == [1, 2, 3]
+    # resumed as an asynchronous run: the group trains one round behind play, and snapshots the
+    # version its generators served (kept by the ranks) while it trains the next
+    assert main(["run", "--resume", str(run_dir), "--iterations", "5", "--set", "self_play.max_staleness=1", "--quiet"]) == 0
+    rows = read_metrics(run_dir)[1:]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["played_by"] for r in rows[2:]] == [2, 2, 3]  # rounds 4 and 5 were played while the group trained on 3 and 4
+    # round 5, played by v3 while the group trained v4, admitted v3: written from the ranks' kept copy
+    admitted = {s["name"]: s for s in json.loads((run_dir / "league.json").read_text())["population"]}
+    assert rows[4]["admitted"] == "v3" and (run_dir / admitted["v3"]["checkpoint"] / "config.json").is_file()
