@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     from learner.pretrained import PretrainedModelError
     from learner.weight_transfer import WeightTransferError
     from tasks.base import TaskError
+    from trackers.base import TrackerError
 
     failures = (ActorLost, JudgeFailure, JudgeError, GeneratorError, WeightTransferError, PretrainedModelError, TaskError)
 
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
             summary = resume_self_play(config, show_progress=not args.quiet)
         else:
             summary = run_self_play(config, overwrite=args.overwrite, show_progress=not args.quiet)
-    except (RunDirError, ResumeError, ConfigError) as err:
+    except (RunDirError, ResumeError, ConfigError, TrackerError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
     except failures as err:  # the run could not go on; what it saved stays

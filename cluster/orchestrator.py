@@ -95,6 +95,7 @@ class Orchestrator:
         """Start the actors on the policy at `base` (by default the recipe's model, or the tiny
         model built in the run directory), warm it up with SFT unless told not to, freeze it as
         snapshot v0 and start the generators."""
+        self.open_trackers()
         self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
         cfg = self.config
         tokens = [t for game in self.games() for t in game.special_tokens(cfg)]
@@ -114,6 +115,7 @@ class Orchestrator:
         from the run's `league.json` (already rewound), the generators serving that version
         (launched first, so their engines load while the learner loads its state)."""
         policy = point.learner / "policy"
+        self.open_trackers()
         self._start_core(policy, resume=True)
         if self.adapter_snapshots:  # the snapshot engine serves the league as adapters on v0
             latest, checkpoint = "v0", (str(self.run.checkpoint("v0")), 0)
@@ -217,8 +219,7 @@ class Orchestrator:
         policies = {name: saved / name / "policy" if saved else self.run.checkpoint("v0") for name in roles}
         learners = {
             name: learner_actor(self.actor_name(f"learner-{name}"), policies[name], settings, cfg.seed + k, cfg.cluster.num_learner_gpus,
-                                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks,
-                                snapshots_beside_training=cfg.self_play.max_staleness > 0)  # settle() asks for the group
+                                near_driver(cfg.cluster.num_learner_gpus), cfg.learner.lora, cfg.learner.ranks)
             for k, name in enumerate(roles, start=1)
         }
         self.exploiter_learners += learners.values()
@@ -299,8 +300,8 @@ class Orchestrator:
         for learner in [getattr(self, "learner", None)] + self.exploiter_learners:
             if learner is not None:
                 kill_learner(learner)
-        if self.trackers is not None:
-            self.trackers.close()
+        if self.trackers is not None:  # still open: the run did not end by finish_run (a fault, a restart, an abandoned stop)
+            self.trackers.close("FAILED")
 
     def warm_up(self) -> None:
         """SFT on reference answers until `sft.steps`, or until the task's metric on a validation
@@ -367,8 +368,10 @@ class Orchestrator:
         return Round(it, self.version, fields, [p.pairs for p in played], seconds)
 
     def take_tokens(self) -> int:
-        """Tokens the current policy's and the snapshots' generators answered with since the last call."""
-        return self.policy_pool.take_tokens() + self.snapshot_pool.take_tokens()
+        """Tokens the generators answered with since the last call: the current policy's, the
+        snapshots' and, with league roles, the exploiters' (the main agent plays them live)."""
+        pools = [self.policy_pool, self.snapshot_pool] + [agent.generator for agent in self.exploiters.values()]
+        return sum(pool.take_tokens() for pool in pools)
 
     def train(self, round_: Round) -> Any:
         """The learner started on the round's pairs; a reference to its statistics (None for a
@@ -554,7 +557,8 @@ class Orchestrator:
             point, (first, *rows) = resumed
             done, spent = point.iteration, point.seconds
             self._print(f"resuming after iteration {done} (policy version {self.version})")
-        self.open_trackers([first, *rows])
+        self.untracked = [first, *rows]  # iteration 0's row, or those a resume kept: final, and sent unless a tracker has them
+        self.track()
         played = resumed[0].played if resumed else 0  # with the asynchronous pipeline, rounds past `done` may wait for the learner
         waiting = self.waiting_rounds(resumed[0]) if resumed else []
         started, stopped = time.perf_counter() - spent, None
@@ -595,16 +599,15 @@ class Orchestrator:
             return OUT_OF_TIME
         return stop.name if stopping and stop is not None else None
 
-    def open_trackers(self, rows: list[dict[str, Any]]) -> None:
-        """The recipe's experiment trackers, opened on this run's tracker runs (a resumed run's
-        too), given the rows they have not had: iteration 0's, or what a resume kept."""
+    def open_trackers(self) -> None:
+        """The recipe's experiment trackers, opened on this run's tracker runs (a resumed or
+        restarted run's too) before any actor starts: one that cannot open costs nothing."""
         log = self.config.logging
         if not log.sinks:
             return
         settings = SinkSettings(self.run.root, self.run.root.name, log.project, self.config.model_dump(mode="json"),
                                 wandb_mode=log.wandb_mode, mlflow_uri=log.mlflow_uri)
         self.trackers = Trackers.open(log.sinks, settings)
-        self.trackers.log(rows)
 
     def track(self) -> None:
         """The rows written since the last call, to the trackers (once they are final)."""
@@ -653,6 +656,8 @@ class Orchestrator:
 
             self.track()
             self.trackers.log_figures(write_report(self.run.root).parent)
+            self.trackers.close("KILLED" if stopped else "FINISHED")
+            self.trackers = None
         return summary
 
     def _print(self, line: str) -> None:

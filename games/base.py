@@ -153,7 +153,8 @@ def settle(ctx: PlayContext, agent: Agent, fields: dict[str, Any]) -> dict[str, 
     if summary.admissible:
         snapshot = str(ctx.run.checkpoint(snapshot_name(agent.name, agent.version)))
         save = agent.learner.save_snapshot
-        if ctx.config.self_play.max_staleness:  # the learner trains the next version meanwhile: the served one is frozen beside it
+        # the main learner trains the next version meanwhile: the served one is frozen beside it (exploiters train in step: idle now)
+        if ctx.config.self_play.max_staleness and agent.name == CURRENT:
             from learner.actor import SNAPSHOTS
 
             save = save.options(concurrency_group=SNAPSHOTS)

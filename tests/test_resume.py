@@ -59,7 +59,7 @@ def test_resume_after_a_crash_mid_iteration(ray_cluster, tmp_path: Path, capsys:
     assert replay.results == resumed.results
     assert [s.name for s in resumed.population][: len(saved["population"])] == [s["name"] for s in saved["population"]]
     assert json.loads((run_dir / "state" / "driver.json").read_text())["iteration"] == 4
-    # the tracker's run went on too: every final row once, the crashed row never
+    # the tracker's run went on too (the same MLflow run, reopened): every row of the finished run once
     metrics, _ = mlflow_run(run_dir, json.loads((run_dir / "trackers.json").read_text())["runs"]["mlflow"])
     assert metrics["accuracy"] == {r["iteration"]: [pytest.approx(r["accuracy"])] for r in rows}
 

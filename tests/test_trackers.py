@@ -45,15 +45,14 @@ def test_a_resumed_run_continues_its_tracker_runs_without_a_step_twice(tmp_path:
 
     first = Trackers.open(ALL, _settings(tmp_path))
     first.log(_rows(0, 2))
-    first.close()
+    first.close("FAILED")
     ids = json.loads((tmp_path / "trackers.json").read_text())
-    assert ids["logged_through"] == 2 and set(ids["runs"]) == {"wandb", "mlflow"}
+    assert ids["logged_through"] == dict.fromkeys(ALL, 2) and set(ids["runs"]) == {"wandb", "mlflow"}
     again = Trackers.open(ALL, _settings(tmp_path))
-    assert again.settings.first_step == 3
     again.log(_rows(0, 4))
     again.log_figures(figures)
-    again.close()
-    assert json.loads((tmp_path / "trackers.json").read_text()) == {**ids, "logged_through": 4}
+    again.close("FINISHED")
+    assert json.loads((tmp_path / "trackers.json").read_text()) == {**ids, "logged_through": dict.fromkeys(ALL, 4)}
 
     expected = {i: i / 10 for i in range(5)}
     tb, images, texts = tensorboard_scalars(tmp_path)
@@ -63,6 +62,7 @@ def test_a_resumed_run_continues_its_tracker_runs_without_a_step_twice(tmp_path:
 
     metrics, artifacts = mlflow_run(tmp_path, ids["runs"]["mlflow"])
     assert metrics["accuracy"] == {i: [pytest.approx(v)] for i, v in expected.items()}
+    assert _mlflow_status(tmp_path, ids["runs"]["mlflow"]) == "FINISHED"  # reopened as RUNNING, ended as the run did
     assert metrics["phase_s/play"][3] == [4.0]
     assert "config.yaml" in artifacts and "figures/held_out_metric.png" in artifacts
 
@@ -73,22 +73,57 @@ def test_a_resumed_run_continues_its_tracker_runs_without_a_step_twice(tmp_path:
     assert history[4]["figures/held_out_metric/_type"] == "image-file"
 
 
+def _mlflow_status(run_dir: Path, run_id: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient((run_dir / "mlruns").resolve().as_uri()).get_run(run_id).info.status
+
+
 def test_a_sink_that_fails_to_open_closes_the_ones_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(base.SINKS, "mlflow", base.SinkKind("trackers.mlflow_sink", "mlflow-skinny", "no_such_module_here"))
     closed = []
-    monkeypatch.setattr("trackers.tensorboard_sink.TensorBoardSink.close", lambda self: closed.append(self))
-    with pytest.raises(TrackerError, match="pip install mlflow-skinny"):
+    monkeypatch.setattr("trackers.tensorboard_sink.TensorBoardSink.close", lambda self, outcome: closed.append(outcome))
+    with pytest.raises(TrackerError, match=r"pip install mlflow-skinny \(or pip install 'selfplay\[trackers\]'\)"):
         Trackers.open(["tensorboard", "mlflow"], _settings(tmp_path))
-    assert len(closed) == 1
+    assert closed == ["FAILED"]
 
 
-def test_the_recipe_names_sinks_that_exist_and_are_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tracker_that_fails_mid_run_is_warned_about_and_given_its_rows_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's server down for one call: the run goes on with a warning, TensorBoard keeps its
+    rows, and MLflow gets the rows it missed, each once, on the next call."""
+    trackers = Trackers.open(["tensorboard", "mlflow"], _settings(tmp_path))
+    trackers.log(_rows(0, 1))
+    real = trackers.sinks["mlflow"].log
+
+    def down(step: int, values: dict) -> None:
+        raise ConnectionError("the tracking server is down")
+
+    monkeypatch.setattr(trackers.sinks["mlflow"], "log", down)
+    with pytest.warns(RuntimeWarning, match=r"tracker mlflow failed \(ConnectionError: the tracking server is down\); its rows from iteration 2"):
+        trackers.log(_rows(2, 2))
+    assert trackers.logged == {"tensorboard": 2, "mlflow": 1}
+    monkeypatch.setattr(trackers.sinks["mlflow"], "log", real)
+    trackers.log(_rows(3, 3))
+    trackers.close("FINISHED")
+    metrics, _ = mlflow_run(tmp_path, trackers.settings.ids["mlflow"])
+    assert metrics["accuracy"] == {i: [pytest.approx(i / 10)] for i in range(4)}
+    assert tensorboard_scalars(tmp_path)[0]["accuracy"] == pytest.approx({i: i / 10 for i in range(4)})
+
+
+def test_what_a_resume_cannot_use_is_refused_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "trackers.json").write_text('{"runs": {"mlflow": "abc", "mlflow_uri": "http://mlflow-a:5000"}')
+    with pytest.raises(TrackerError, match="trackers.json is damaged .*; delete it to start new tracker runs"):
+        Trackers.open(["mlflow"], _settings(tmp_path))
+    (tmp_path / "trackers.json").write_text('{"runs": {"mlflow": "abc", "mlflow_uri": "http://mlflow-a:5000"}}')
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow-b:5000")
+    with pytest.raises(TrackerError, match="MLflow run abc is on http://mlflow-a:5000, not http://mlflow-b:5000: set logging.mlflow_uri"):
+        Trackers.open(["mlflow"], _settings(tmp_path))
+
+
+def test_the_recipe_names_sinks_that_exist(tmp_path: Path) -> None:
     recipe = {"run_dir": str(tmp_path / "run")}
     assert parse_config({**recipe, "logging": {"sinks": ALL}}).logging.sinks == ALL
     with pytest.raises(ConfigError, match="unknown sink 'neptune'; known sinks: tensorboard, wandb, mlflow"):
         parse_config({**recipe, "logging": {"sinks": ["neptune"]}})
     with pytest.raises(ConfigError, match="named twice"):
         parse_config({**recipe, "logging": {"sinks": ["wandb", "wandb"]}})
-    monkeypatch.setitem(base.SINKS, "wandb", base.SinkKind("trackers.wandb_sink", "wandb", "no_such_module_here"))
-    with pytest.raises(ConfigError, match=r"pip install wandb \(or pip install 'selfplay\[trackers\]'\)"):
-        parse_config({**recipe, "logging": {"sinks": ["wandb"]}})

@@ -2,7 +2,8 @@
 
 The tracking server is `logging.mlflow_uri`, else `MLFLOW_TRACKING_URI`, else a file store in
 `RUN_DIR/mlruns` (`mlflow ui --backend-store-uri RUN_DIR/mlruns`), which MLflow 3 opens only
-when `MLFLOW_ALLOW_FILE_STORE` is true: set here for that store alone.
+when `MLFLOW_ALLOW_FILE_STORE` is true: set for the driver's process when that store is used. A
+server's address is kept in `trackers.json`, so a resume finds its run there.
 """
 from __future__ import annotations
 
@@ -12,23 +13,34 @@ from pathlib import Path
 
 import yaml
 
-from trackers.base import SinkSettings
+from trackers.base import Outcome, SinkSettings, TrackerError
 
 BATCH = 1000  # MLflow's most metrics per log_batch call
 
 
 def tracking_uri(settings: SinkSettings) -> str:
-    if settings.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        return settings.mlflow_uri or os.environ["MLFLOW_TRACKING_URI"]
+    """Where the run is tracked: the recipe's or the environment's server, else the server a
+    resumed run was tracked on, else the run's own file store."""
+    asked = settings.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    saved = settings.ids.get("mlflow_uri")
+    if asked and saved and asked != saved:
+        raise TrackerError(f"this run's MLflow run {settings.ids.get('mlflow')} is on {saved}, not {asked}: "
+                           f"set logging.mlflow_uri: {saved} (or delete trackers.json to start a new MLflow run)")
+    if asked or saved:
+        settings.ids["mlflow_uri"] = asked or saved or ""
+        return settings.ids["mlflow_uri"]
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return (settings.run_dir / "mlruns").resolve().as_uri()
 
 
 class MlflowSink:
-    def __init__(self, settings: SinkSettings) -> None:
+    """Metrics at step = iteration, the recipe as `config.yaml`, the report's figures under `figures/`."""
+
+    def __init__(self, settings: SinkSettings, first_step: int) -> None:
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri(settings))
+        self.store = tracking_uri(settings)
+        self.client = MlflowClient(self.store)
         run_id = settings.ids.get("mlflow")
         if run_id is None:
             experiment = self.client.get_experiment_by_name(settings.project)
@@ -49,12 +61,17 @@ class MlflowSink:
             self.client.log_batch(self.run_id, metrics=metrics[begin:begin + BATCH])
 
     def log_figures(self, step: int, pngs: dict[str, Path]) -> None:
+        artifacts = self.client.get_run(self.run_id).info.artifact_uri
+        if self.store.startswith("file:") and not artifacts.startswith(self.store):
+            # MLflow's file store keeps absolute artifact paths: a moved run's point at where it was
+            raise TrackerError(f"the run's MLflow artifacts are kept at {artifacts}, outside its file store {self.store} (the run "
+                               "directory was moved): the figures are in RUN_DIR/report instead")
         for path in pngs.values():
             self.client.log_artifact(self.run_id, str(path), "figures")
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, outcome: Outcome) -> None:
+        self.client.set_terminated(self.run_id, status=outcome)
 
 
-def open_sink(settings: SinkSettings) -> MlflowSink:
-    return MlflowSink(settings)
+def open_sink(settings: SinkSettings, first_step: int) -> MlflowSink:
+    return MlflowSink(settings, first_step)

@@ -2,7 +2,8 @@
 
 `logging.wandb_mode` (online, offline, disabled) is passed on; left unset, wandb decides as it
 always does (`WANDB_MODE`, then whether you are logged in). An offline run is uploaded later with
-`wandb sync RUN_DIR/wandb/offline-run-*`.
+`wandb sync RUN_DIR/wandb/offline-run-*`: a resumed run leaves one folder per start under the
+same run id, which wandb 0.31's `sync` uploads one after another in order of start time.
 """
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from trackers.base import SinkSettings
+from trackers.base import Outcome, SinkSettings
 
 
 class WandbSink:
-    def __init__(self, settings: SinkSettings) -> None:
+    """The rows as wandb history at step = iteration, the recipe as the run's config, the
+    report's figures as images."""
+
+    def __init__(self, settings: SinkSettings, first_step: int) -> None:
         import wandb
 
         self._wandb = wandb
@@ -31,9 +35,9 @@ class WandbSink:
     def log_figures(self, step: int, pngs: dict[str, Path]) -> None:
         self.run.log({f"figures/{name}": self._wandb.Image(str(path)) for name, path in pngs.items()}, step=step)
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, outcome: Outcome) -> None:
+        self.run.finish(exit_code=0 if outcome == "FINISHED" else 1)
 
 
-def open_sink(settings: SinkSettings) -> WandbSink:
-    return WandbSink(settings)
+def open_sink(settings: SinkSettings, first_step: int) -> WandbSink:
+    return WandbSink(settings, first_step)
