@@ -208,7 +208,7 @@ def test_the_trackers_hold_the_rows_the_recipe_and_the_figures(two_iterations) -
     accuracy = {r["iteration"]: r["accuracy"] for r in rows}
     tokens = {r["iteration"]: r["generated_tokens"] for r in rows[1:]}
     ids = json.loads((run_dir / "trackers.json").read_text())
-    assert ids["logged_through"] == 2
+    assert ids["logged_through"] == {"tensorboard": 2, "wandb": 2, "mlflow": 2}
     tb, images, _ = tensorboard_scalars(run_dir)
     assert tb["accuracy"] == pytest.approx(accuracy) and tb["generated_tokens"] == tokens
     assert tb["phase_s/play"] == pytest.approx({r["iteration"]: r["phase_s"]["play"] for r in rows[1:]})
