@@ -165,8 +165,11 @@ class Trackers:
     def close(self, outcome: Outcome) -> None:
         """End each tracker run as `outcome` (a resume reopens it)."""
         sinks, self.sinks = self.sinks, {}
-        for sink in sinks.values():
-            sink.close(outcome)
+        for name, sink in sinks.items():
+            try:
+                sink.close(outcome)
+            except Exception as err:  # the run's own records are written already: a tracker's end is not worth failing it
+                warnings.warn(f"tracker {name} did not close ({type(err).__name__}: {err})", RuntimeWarning, stacklevel=2)
 
     def _save(self) -> None:
         from league.records import replace_atomically
