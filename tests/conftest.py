@@ -43,6 +43,30 @@ def tiny_run(run_dir: Path, **sections: dict) -> dict:
     return recipe
 
 
+@pytest.fixture(scope="session")
+def solo_modes_run(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the three modes that play no head-to-head games, side by side: adversarial
+    filtering, iterative refinement and skill-conditioned play (their tests share it: one run's
+    start-up instead of three). Three iterations asked; the time budget ends it after the first."""
+    from cluster.config import parse_config
+    from cluster.run import run_self_play
+
+    run_dir = tmp_path_factory.mktemp("solo_modes") / "run"
+    recipe = tiny_run(
+        run_dir, self_play={"iterations": 3, "max_seconds": 0.001, "modes": ["adversarial", "refinement", "skill"]},
+        adversarial={"prompts": 24, "samples": 6, "spread_threshold": 0.5}, refinement={"prompts": 32, "rounds": 2}, skill={"prompts": 20},
+    )
+    run_self_play(parse_config(recipe), show_progress=False)
+    return run_dir
+
+
+def mode_pairs(run_dir: Path, tag: str) -> list[dict]:
+    """The pairs one mode of a run gave (pairs/round-N-<tag>.parquet)."""
+    import pyarrow.parquet as pq
+
+    return [p for f in sorted((run_dir / "pairs").glob(f"round-*-{tag}.parquet")) for p in pq.read_table(f).to_pylist()]
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     import json
 

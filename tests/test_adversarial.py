@@ -1,12 +1,10 @@
 """Adversarial filtering: the failure set and its (best, worst) pairs, unit and on real Ray + vLLM."""
 from pathlib import Path
 
-from conftest import read_metrics, tiny_run
+from conftest import mode_pairs, read_metrics
 
-from cluster.config import parse_config
-from cluster.run import run_self_play
 from league.adversarial import FAILURE_SCHEMA, filter_failures
-from league.records import PAIR_SCHEMA, read_tables
+from league.records import read_tables
 from tasks.addition import AdditionTask
 
 
@@ -26,29 +24,23 @@ def test_filter_keeps_wide_spreads_and_pairs_best_with_worst() -> None:
     assert pair["margin"] == 1.0 and pair["game_id"] is None
 
 
-def test_adversarial_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    config = parse_config(
-        tiny_run(
-            run_dir,
-            self_play={"iterations": 1, "modes": ["adversarial"]},
-            adversarial={"prompts": 24, "samples": 6, "spread_threshold": 0.5},
-        )
-    )
-    run_self_play(config, show_progress=False)
+def test_adversarial_mode_on_real_actors(solo_modes_run: Path) -> None:
+    run_dir = solo_modes_run
     [row] = read_metrics(run_dir)[1:]
     failures = read_tables(run_dir / "failures", FAILURE_SCHEMA)
-    pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA)
+    pairs = mode_pairs(run_dir, "adversarial")
     assert row["adversarial_prompts"] == 24 and row["failures"] == failures.num_rows
     assert row["games"] == 0 and row["win_rate_vs_previous"] is None  # no head-to-head in this recipe
-    assert row["pairs"] == pairs.num_rows == failures.num_rows
+    assert len(pairs) == failures.num_rows
+    # the row counts every mode's pairs, each mode's in a file of its own
+    assert row["pairs"] == sum(len(mode_pairs(run_dir, tag)) for tag in ("adversarial", "refinement", "skill"))
     assert not (run_dir / "games").exists()
     task = AdditionTask(digits=1)
     answers = {task.problem(a, b).prompt: task.problem(a, b).answer for a in range(10) for b in range(10)}
     for failure in failures.to_pylist():
         assert failure["spread"] > 0.5 and failure["samples"] == 6
         assert failure["best"].strip() == answers[failure["prompt"]] != failure["worst"].strip()
-    assert set(pairs.column("source").to_pylist()) <= {"adversarial"}
+    assert {p["source"] for p in pairs} <= {"adversarial"}
 
 
 def test_samples_the_judge_failed_on_take_no_part() -> None:

@@ -2,12 +2,11 @@
 from pathlib import Path
 
 import pytest
-from conftest import read_metrics, tiny_run
+from conftest import mode_pairs, read_metrics
 
 from cluster.config import ConfigError, parse_config
-from cluster.run import run_self_play
 from judge.verdict import Verdict
-from league.records import PAIR_SCHEMA, read_tables
+from league.records import read_tables
 from league.refinement import TRACE_SCHEMA, refinement_records
 from tasks.addition import AdditionTask
 
@@ -35,13 +34,11 @@ def test_templates_are_checked_when_read() -> None:
         parse_config({"refinement": {"critique_template": "{prompt}{critique}"}})
 
 
-def test_refinement_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    config = parse_config(tiny_run(run_dir, self_play={"iterations": 1, "modes": ["refinement"]}, refinement={"prompts": 32, "rounds": 2}))
-    run_self_play(config, show_progress=False)
+def test_refinement_mode_on_real_actors(solo_modes_run: Path) -> None:
+    run_dir = solo_modes_run
     [row] = read_metrics(run_dir)[1:]
     traces = read_tables(run_dir / "traces", TRACE_SCHEMA).to_pylist()
-    pairs = read_tables(run_dir / "pairs", PAIR_SCHEMA).to_pylist()
+    pairs = mode_pairs(run_dir, "refinement")
     assert len(traces) == row["refinement_traces"] == 32 * 2
     assert sorted({t["iteration"] for t in traces}) == [1, 2]
     by_prompt = {}
@@ -51,6 +48,6 @@ def test_refinement_mode_on_real_actors(ray_cluster, tmp_path: Path) -> None:
         assert steps[2]["original"] == steps[1]["improved"]
     task = AdditionTask(digits=1)
     answers = {task.problem(a, b).prompt: task.problem(a, b).answer for a in range(10) for b in range(10)}
-    assert row["pairs"] == len(pairs) == sum(1 for t in traces if t["winner"] != "tie" and t["original"] != t["improved"])
+    assert len(pairs) == sum(1 for t in traces if t["winner"] != "tie" and t["original"] != t["improved"])
     for p in pairs:
         assert p["chosen"].strip() == answers[p["prompt"]] != p["rejected"].strip()
