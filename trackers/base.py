@@ -139,12 +139,12 @@ class Trackers:
         """Final metrics rows, each at its iteration, to each sink that does not have it yet. A
         sink that fails is warned about and tried again with the same rows next time."""
         rows = self.pending + list(rows)
+        series = {int(row["iteration"]): scalars({k: v for k, v in row.items() if k != "iteration"}) for row in rows}  # once, for every sink
         for name, sink in self.sinks.items():
             try:
-                for row in rows:
-                    step = int(row["iteration"])
+                for step, values in series.items():
                     if step > self.logged[name]:
-                        sink.log(step, scalars({k: v for k, v in row.items() if k != "iteration"}))
+                        sink.log(step, values)
                         self.logged[name] = step
             except Exception as err:  # a tracker's server or disk: the run goes on, the rows wait
                 warnings.warn(f"tracker {name} failed ({type(err).__name__}: {err}); its rows from iteration "
