@@ -47,13 +47,15 @@ class JudgePool:
         self.max_error_share = max_error_share
         self.generation = [0] * size
         self.actors = [start(slot, 0) for slot in range(size)]
-        ray.get([a.name.remote() for a in self.actors])  # start-up is not counted against a call's deadline
+        # start-up is not counted against a call's deadline; the name is kept, since asking a judge
+        # killed between calls would fail where its batches would have been retried
+        self.judge_name: str = ray.get([a.name.remote() for a in self.actors])[0]
         self.errors: list[str] = []  # every failed call, for the run's log
         self.call_seconds: list[float] = []  # each finished call's latency, for the dashboard
         self.busy_seconds = 0.0  # wall time spent judging, all calls together (the metrics row's judging phase)
 
     def name(self) -> str:
-        return ray.get(self.actors[0].name.remote())
+        return self.judge_name
 
     def judge(self, problems: list, responses_a: Any, responses_b: Any) -> list[Verdict]:
         """One verdict per matchup; responses may be lists or object references to lists."""

@@ -51,6 +51,7 @@ def test_a_killed_judge_is_replaced_and_judges_that_keep_failing_stop_the_run(ra
     pool = _pool(JudgeSpec("numeric"), "killed", size=1, batch_size=2, retries=1, max_error_share=0.5)
     try:
         ray.kill(pool.actors[0])  # SIGKILL of its process, as a crash would
+        assert pool.name() == "numeric"  # known without asking the dead judge
         problems = [Example("?", "4"), Example("?", "5")]
         verdicts = pool.judge(problems, ["4", "x"], ["3", "5"])
         assert [v.winner for v in verdicts] == ["a", "b"]  # the retry went to a fresh judge in its slot
