@@ -7,6 +7,7 @@ request with its snapshot's adapter: either way one engine serves a whole league
 """
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class Generator:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from vllm import LLM
 
+        # vLLM's engine start runs gc.collect several times, each walking every object the imports
+        # above made (module state, kept for good): frozen first, an engine starts ~1.2 s sooner on CPU
+        gc.freeze()
         if not (Path(spec.model_path) / "config.json").is_file():
             raise GeneratorError(f"no Hugging Face checkpoint at {spec.model_path!r} (config.json missing)")
         if spec.max_loras and not torch.cuda.is_available():

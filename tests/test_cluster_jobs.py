@@ -25,7 +25,7 @@ from conftest import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ITERATIONS, GAMES = 30, 256
+ITERATIONS, GAMES = 20, 256
 
 
 def _free_port() -> int:
@@ -89,7 +89,9 @@ class LocalCluster:
 def local_cluster(tmp_path_factory: pytest.TempPathFactory):
     logs = tmp_path_factory.mktemp("cluster-logs")
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "RAY_metrics_report_interval_ms": "1000"}
+           "RAY_metrics_report_interval_ms": "1000",
+           # a lost node is declared dead in about 5 s rather than Ray's 15 to 25 (the run waits for that to replace its generators)
+           "RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "2000", "RAY_health_check_failure_threshold": "5"}
     env.pop("RAY_ADDRESS", None)
     gcs_port, dashboard_port, head_metrics = _free_port(), _free_port(), _free_port()
     cmd = [str(BIN / "ray"), "start", "--head", "--block", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1",
@@ -176,7 +178,10 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
         state = json.loads(local_cluster.selfplay("status", job).stdout)["status"]
         return state if state in ("SUCCEEDED", "FAILED", "STOPPED") else None
 
-    final = _wait(ended, 300, "the job to end", poll=10)  # each status call starts a Python: asked rarely
+    # each status call starts a Python: asked every 10 s until the run's summary (its last write) is on disk
+    polls = iter(range(10**6))
+    _wait(lambda: (run_dir / "summary.json").is_file() or (next(polls) % 20 == 19 and ended()), 300, "the run to end")
+    final = _wait(ended, 120, "the job to end", poll=2)
     logs = local_cluster.selfplay("logs", job).stdout
     assert final == "SUCCEEDED", logs[-3000:]
     rows = read_metrics(run_dir)
