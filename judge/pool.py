@@ -45,12 +45,11 @@ class JudgePool:
             raise ValueError(f"a judge pool needs size >= 1, batch_size >= 1, timeout_s > 0, retries >= 0 (got {size}, {batch_size}, {timeout_s}, {retries})")
         self.start, self.batch_size, self.timeout_s, self.retries = start, batch_size, timeout_s, retries
         self.max_error_share = max_error_share
+        self.errors: list[str] = []  # every failed call, and every judge that died starting, for the run's log
         self.generation = [0] * size
-        self.actors = [start(slot, 0) for slot in range(size)]
-        # start-up is not counted against a call's deadline; the name is kept, since asking a judge
-        # killed between calls would fail where its batches would have been retried
-        self.judge_name: str = ray.get([a.name.remote() for a in self.actors])[0]
-        self.errors: list[str] = []  # every failed call, for the run's log
+        self.actors = [start(slot, 0) for slot in range(size)]  # all at once; then each waited for
+        # the name is kept, since asking a judge killed between calls would fail where its batches would have been retried
+        self.judge_name: str = [self._ready(slot) for slot in range(size)][0]
         self.call_seconds: list[float] = []  # each finished call's latency, for the dashboard
         self.busy_seconds = 0.0  # wall time spent judging, all calls together (the metrics row's judging phase)
 
@@ -136,10 +135,29 @@ class JudgePool:
 
     def _replace(self, slot: int) -> None:
         """A judge stuck in a call cannot be interrupted: kill it and start a fresh one in its slot."""
+        self._restart(slot)
+        self._ready(slot)  # started before its first deadline runs
+
+    def _restart(self, slot: int) -> None:
         ray.kill(self.actors[slot])
         self.generation[slot] += 1
         self.actors[slot] = self.start(slot, self.generation[slot])
-        ray.get(self.actors[slot].name.remote())  # started before its first deadline runs
+
+    def _ready(self, slot: int) -> str:
+        """The name of the judge in `slot` once it has started (start-up is not counted against a
+        call's deadline); one that dies while starting is started again, up to `retries` times."""
+        tries = 0
+        while True:
+            try:
+                return ray.get(self.actors[slot].name.remote())
+            except RayActorError as err:
+                why = str(err).strip().splitlines()[0][:200]
+                self.errors.append(f"judge {slot} died while starting: {why}")
+                if tries == self.retries:
+                    raise JudgeFailure(f"judge {slot} died each of the {tries + 1} times it started (judge.retries is "
+                                       f"{self.retries}); last: {why}") from None
+            tries += 1
+            self._restart(slot)
 
 
 def _stored(values: Any) -> Any:

@@ -64,7 +64,8 @@ def kill(run_dir: Path, role: str, generation: int, timeout: float = 120) -> Non
 
 def test_killed_league_judge_generator_and_learner_are_survived(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    config = parse_config(tiny_run(run_dir, self_play={"iterations": 4, "games_per_iteration": GAMES}))
+    # five iterations: the learner is killed after the third, with a whole iteration to spare before the run ends
+    config = parse_config(tiny_run(run_dir, self_play={"iterations": 5, "games_per_iteration": GAMES}))
     out: dict = {}
     worker = threading.Thread(target=lambda: out.update(run_self_play(config, show_progress=False)))
     worker.start()
@@ -76,8 +77,8 @@ def test_killed_league_judge_generator_and_learner_are_survived(ray_cluster, tmp
     wait_for_iteration(run_dir, 3)
     kill(run_dir, "learner", 1)
     worker.join(timeout=600)
-    assert out["iterations"] == 4 and out["games"] == 4 * GAMES
-    assert_every_game_once(run_dir, 4)
+    assert out["iterations"] == 5 and out["games"] == 5 * GAMES
+    assert_every_game_once(run_dir, 5)
 
 
 def selfplay(*args: str) -> subprocess.Popen:

@@ -61,3 +61,25 @@ def test_a_killed_judge_is_replaced_and_judges_that_keep_failing_stop_the_run(ra
             pool.judge(always, ["1"] * 4, ["2"] * 4)
     finally:
         pool.stop()
+
+
+def test_a_judge_that_dies_while_starting_is_started_again(ray_cluster) -> None:
+    """A restarted run's judge killed before it answered once (as the faults test can): started
+    again in its slot, or, after `retries` such deaths, a JudgeFailure that says so."""
+    def dying(times: int):
+        def start(slot: int, generation: int):
+            actor = judge_actor(f"test-pool-dying-{times}-{slot}-{generation}", JudgeSpec("numeric"))
+            if generation < times:
+                ray.kill(actor)
+            return actor
+        return start
+
+    pool = JudgePool(dying(1), retries=1)
+    try:
+        assert pool.generation == [1] and pool.name() == "numeric" and "died while starting" in pool.errors[0]
+        [v] = pool.judge([Example("?", "4")], ["4"], ["3"])
+        assert v.winner == "a"
+    finally:
+        pool.stop()
+    with pytest.raises(JudgeFailure, match=r"judge 0 died each of the 2 times it started \(judge.retries is 1\)"):
+        JudgePool(dying(2), retries=1)
