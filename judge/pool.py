@@ -145,13 +145,16 @@ class JudgePool:
 
     def _ready(self, slot: int) -> str:
         """The name of the judge in `slot` once it has started (start-up is not counted against a
-        call's deadline); one that dies while starting is started again, up to `retries` times."""
+        call's deadline); one that dies while starting is started again, up to `retries` times. One
+        whose own start raised (a judge the recipe describes wrongly) fails at once, with its error."""
         tries = 0
         while True:
             try:
                 return ray.get(self.actors[slot].name.remote())
             except RayActorError as err:
-                why = str(err).strip().splitlines()[0][:200]
+                if err.actor_init_failed:
+                    raise
+                why = str(err).strip().splitlines()[-1][:200]
                 self.errors.append(f"judge {slot} died while starting: {why}")
                 if tries == self.retries:
                     raise JudgeFailure(f"judge {slot} died each of the {tries + 1} times it started (judge.retries is "

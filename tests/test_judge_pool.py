@@ -83,3 +83,12 @@ def test_a_judge_that_dies_while_starting_is_started_again(ray_cluster) -> None:
         pool.stop()
     with pytest.raises(JudgeFailure, match=r"judge 0 died each of the 2 times it started \(judge.retries is 1\)"):
         JudgePool(dying(2), retries=1)
+    starts = []  # a judge whose own start raises is not started again: the recipe is wrong, and its error says how
+
+    def wrong(slot: int, generation: int):
+        starts.append(generation)
+        return judge_actor(f"test-pool-wrong-{slot}-{generation}", JudgeSpec("no_such_verifier"))
+
+    with pytest.raises(ray.exceptions.RayActorError, match="no_such_verifier") as raised:
+        JudgePool(wrong, retries=3)
+    assert raised.value.actor_init_failed and starts == [0]
