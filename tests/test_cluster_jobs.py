@@ -8,6 +8,7 @@ The test stops only the processes it started (their process groups), never `ray 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -179,8 +180,8 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
         return state if state in ("SUCCEEDED", "FAILED", "STOPPED") else None
 
     # each status call starts a Python: asked every 10 s until the run's summary (its last write) is on disk
-    polls = iter(range(10**6))
-    _wait(lambda: (run_dir / "summary.json").is_file() or (next(polls) % 20 == 19 and ended()), 300, "the run to end")
+    polls = itertools.count(1)
+    _wait(lambda: (run_dir / "summary.json").is_file() or (next(polls) % 20 == 0 and ended()), 300, "the run to end")
     final = _wait(ended, 120, "the job to end", poll=2)
     logs = local_cluster.selfplay("logs", job).stdout
     assert final == "SUCCEEDED", logs[-3000:]
