@@ -41,6 +41,7 @@ class EngineSpec:
     gpu_memory_utilization: float = 0.9  # vLLM's share of the GPU (less when the generator has part of one)
     max_loras: int = 0  # > 0: serve snapshots as LoRA adapters on this model, this many in one batch
     max_lora_rank: int = 16  # the largest adapter rank it takes (one of vLLM's: 8, 16, 32, ...)
+    shared: bool = False  # also answers as snapshots (`generate_as`), going back to its own weights after
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Generator:
         self._metrics = _token_metrics()
         self._tokens = 0  # generated since the last take_tokens: the driver's tokens/s per round
         self._adapter_ids: dict[str, int] = {}  # vLLM tells adapters apart by an integer id
+        # what a shared engine reloads after a snapshot's answers: its checkpoint, or the last weights it was sent
+        self._own: str | dict[str, torch.Tensor] | None = spec.model_path
 
     def serving(self) -> tuple[str, int]:
         """The policy name and version this engine answers with now."""
@@ -145,6 +148,7 @@ class Generator:
         self.llm.collective_rpc("receive_weights", args=(update.weights,))
         self.llm.reset_prefix_cache()
         self.policy, self.version = policy, update.version
+        self._own = update.weights if self.spec.shared else None
         return self.version
 
     # vLLM's weight-transfer engine (learner/weight_transfer.py drives these through GeneratorsClient)
@@ -167,6 +171,7 @@ class Generator:
         self.llm.finish_weight_update()
         self.llm.reset_prefix_cache()
         self.policy, self.version = policy, version
+        self._own = None  # streamed into the engine: nothing in this process to reload them from
         return version
 
     def shutdown_weight_transfer_engine(self) -> None:
@@ -194,7 +199,9 @@ class Generator:
         seeds: list[int],
     ) -> list[tuple[str, bool]]:
         """Answer each prompt as the snapshot named beside it, loading each snapshot once; each
-        answer as (text, cut off at the token limit), as `generate_finished` gives them.
+        answer as (text, cut off at the token limit), as `generate_finished` gives them. A
+        `shared` engine (the current policy's, when snapshots have no engines of their own) then
+        reloads its own weights and serves its own version again.
 
         `checkpoints` maps a snapshot name to (checkpoint path, version). The engine's own
         policy goes first so a single-opponent league never reloads. An engine serving adapters
@@ -204,6 +211,18 @@ class Generator:
             requests = {name: self._adapter(name, checkpoints[name][0]) for name in set(policies)}  # one per snapshot
             adapters = [requests[name] for name in policies]
             return [(out.text, out.finish_reason == "length") for out in self._complete(prompts, sampling, seeds, adapters)]
+        own, own_policy, own_version = self._own, self.policy, self.version
+        if self.spec.shared and own is None:
+            raise GeneratorError("this engine takes weights over a transfer engine, so it cannot go back to them after a "
+                                 "snapshot's answers: give snapshots engines of their own (generator.snapshot_replicas >= 1)")
+        try:
+            return self._answer_as(prompts, policies, checkpoints, sampling, seeds)
+        finally:  # a snapshot that failed half-loaded too: the engine is the current policy's first
+            if self.spec.shared and own is not None and set(policies) - {own_policy}:
+                self._reload_own(own, own_policy, own_version)
+
+    def _answer_as(self, prompts: list[str], policies: list[str], checkpoints: dict[str, tuple[str, int]], sampling: Sampling,
+                   seeds: list[int]) -> list[tuple[str, bool]]:
         responses: list[tuple[str, bool]] = [("", False)] * len(prompts)
         names = sorted(set(policies), key=lambda name: name != self.policy)
         for name in names:
@@ -215,6 +234,14 @@ class Generator:
             for i, answer in zip(idx, outs):
                 responses[i] = answer
         return responses
+
+    def _reload_own(self, weights: str | dict[str, torch.Tensor], policy: str, version: int) -> None:
+        """A shared engine's own weights back after a snapshot's answers (through the loader, as
+        any weights reach a vLLM engine on CPU: see actors/weight_sync.py)."""
+        method = "receive_checkpoint" if isinstance(weights, str) else "receive_weights"
+        self.llm.collective_rpc(method, args=(weights,))
+        self.llm.reset_prefix_cache()
+        self.policy, self.version = policy, version
 
     def _adapter(self, name: str, path: str) -> Any:
         """The LoRARequest for a snapshot saved as an adapter; None for the engine's own model (v0)."""

@@ -168,7 +168,10 @@ class GeneratorConfig(_Section):
     num_gpus: float = Field(0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources per generator actor (which nodes they go to)")
     replicas: int = Field(1, ge=1, description="generators serving the current policy (selfplay scale changes it live)")
-    snapshot_replicas: int = Field(1, ge=1, description="generators serving the league's snapshots")
+    snapshot_replicas: int = Field(
+        1, ge=0, description="generators serving the league's snapshots; 0: the current policy's generators answer for them "
+        "too, loading a snapshot's checkpoint for its answers and their own weights back after (one engine fewer)",
+    )
     retries: int = Field(2, ge=0, description="times a shard of a dead generator is sent to another")
     sync_timeout_s: float = Field(300.0, gt=0, description="a weight sync not done in this time fails the run loudly")
     start_timeout_s: float = Field(600.0, gt=0, description="a new generator not serving within this time fails the run loudly")
@@ -570,6 +573,20 @@ class _RunConfig(_Section):
             raise ValueError("eval.round_robin plays head-to-head games on the task's held-out prompts: it needs head_to_head in self_play.modes")
         if self.learner.ranks > 1 and "skill" in self.self_play.modes:
             raise ValueError("skill play adds tokens, which a sharded learner group cannot grow its embeddings for: set learner.ranks: 1")
+        return self._snapshots_served()
+
+    def _snapshots_served(self) -> RunConfig:
+        """Snapshots answered by the current policy's engines (`snapshot_replicas: 0`) need those
+        engines to hold their own weights where they can load them back from."""
+        if self.generator.snapshot_replicas:
+            return self
+        if self.transfer_backend is not None:
+            raise ValueError(f"generator.snapshot_replicas: 0 has the current policy's engines load each snapshot and then their own weights "
+                             f"back, which they cannot keep when they take them over vLLM's {self.transfer_backend} transfer engine: "
+                             "set generator.weight_transfer: object_store, or snapshot_replicas >= 1")
+        if self.learner.lora is not None and self.learner.lora.snapshots == "adapters":
+            raise ValueError("learner.lora.snapshots: adapters serves the league as adapters on an engine of its own: set "
+                             "generator.snapshot_replicas >= 1, or learner.lora.snapshots: merged")
         return self
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from actors.actor import generator_actor, stop_generator
 from actors.generator import GREEDY, EngineSpec, Sampling, kv_bytes_per_token
-from actors.pool import Launch, launch
+from actors.pool import GeneratorPool, Launch, launch
 from cluster.agents import Agent
 from cluster.config import ConfigError, JudgeConfig, LeagueConfig, ModelConfig, RunConfig
 from cluster.control import AutoscalePolicy, control_actor, desired_generators, generator_bundles
@@ -60,6 +60,7 @@ NOT_TRAINED = {"pairs": 0.0, "external_pairs": 0.0, "loss": math.nan, "dpo_loss"
                "seconds": 0.0}
 OUT_OF_TIME = "self_play.max_seconds"  # why a run stopped early when its time budget ran out
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
+BEFORE_WARM_UP = "before-warm-up"  # what snapshot engines serve until a game asks them for a snapshot (none is named so)
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
 NO_GAMES: dict[str, Any] = {"win_rate_vs_previous": None, "win_rate_vs_previous_ci": None, "games": 0, "games_per_s": None,
                              "truncated": 0}
@@ -96,9 +97,13 @@ class Orchestrator:
         model built in the run directory), warm it up with SFT unless told not to, freeze it as
         snapshot v0 and start the generators."""
         self.open_trackers()
-        self._start_core(Path(base or base_model(self.config, self.run, self.show_progress)), resume=False)
+        policy = Path(base or base_model(self.config, self.run, self.show_progress))
+        self._start_core(policy, resume=False)
         cfg = self.config
         tokens = [t for game in self.games() for t in game.special_tokens(cfg)]
+        # the engines load (mostly imports, one core each) while the learner starts and warms up,
+        # on the starting checkpoint: unless the vocabulary grows, or snapshots are adapters on v0
+        early = None if tokens or self.adapter_snapshots else self._launch_generators(str(policy), 0, BEFORE_WARM_UP, (str(policy), 0))
         if tokens:
             ray.get(self.learner.add_tokens.remote(tokens))
         if warm_up:
@@ -106,7 +111,9 @@ class Orchestrator:
         ray.get(self.learner.fold_adapter.remote())  # with LoRA, v0 is the base of every snapshot adapter
         v0 = ray.get(self.learner.save_checkpoint.remote(str(self.run.checkpoint("v0"))))
         ray.get(self.league.admit.remote(0, v0))
-        self._pools_from(self._launch_generators(v0, 0, "v0", (v0, 0)))
+        self._pools_from(early or self._launch_generators(v0, 0, "v0", (v0, 0)))
+        if early is not None:  # v0 is the warmed-up policy: its weights to the current policy's engines
+            self.policy_pool.sync_from(self.learner)
         self._keep_v0_answers()
         self._start_exploiters()
 
@@ -162,18 +169,25 @@ class Orchestrator:
         engines (the league's `snapshot` at `checkpoint`) side by side, without waiting for them:
         an engine's start is mostly imports, one core each."""
         g = self.config.generator
-        return {
-            "current": self.launch_generators("generator-current", policy, CURRENT, version, g.replicas, learning=True),
-            "snapshots": self.launch_generators("generator-snapshots", checkpoint[0], snapshot, checkpoint[1], g.snapshot_replicas,
-                                                adapters=self.adapter_snapshots),
-        }
+        shared = not g.snapshot_replicas  # the current policy's engines answer for the snapshots too
+        launches = {"current": self.launch_generators("generator-current", policy, CURRENT, version, g.replicas, learning=True, shared=shared)}
+        if not shared:
+            launches["snapshots"] = self.launch_generators("generator-snapshots", checkpoint[0], snapshot, checkpoint[1],
+                                                           g.snapshot_replicas, adapters=self.adapter_snapshots)
+        return launches
 
     def _pools_from(self, launches: dict[str, Launch]) -> None:
         """Wait for the launched generators and make their pools."""
         if self.config.self_play.max_staleness:  # snapshots of the served version are taken while the learner trains on
             ray.get(self.learner.keep_served.remote())
         self.policy_pool = launches["current"].pool()
-        self.snapshot_pool = launches["snapshots"].pool()
+        self.snapshot_pool = launches["snapshots"].pool() if "snapshots" in launches else self.policy_pool
+
+    def generator_pools(self) -> list[GeneratorPool]:
+        """Every pool of this run once each: the current policy's, the snapshots' (unless the
+        current policy's answers for them) and the exploiters'."""
+        pools = [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]
+        return list({id(p): p for p in pools if p is not None}.values())
 
     @property
     def adapter_snapshots(self) -> bool:
@@ -182,19 +196,20 @@ class Orchestrator:
         return lora is not None and lora.snapshots == "adapters"
 
     def launch_generators(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
-                          learning: bool = False, adapters: bool = False) -> Launch:
+                          learning: bool = False, adapters: bool = False, shared: bool = False) -> Launch:
         """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path` (a
         generator joining later then takes the pool's latest weights), launched without waiting
         (`Launch.pool()` waits). A `learning` agent's pool takes its learner's weights over the
         configured transfer; snapshots load checkpoints, or with `adapters` are LoRA adapters on
-        `path`."""
+        `path`; a `shared` pool answers for the snapshots as well as for its own policy."""
         cfg = self.config
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         lora = cfg.learner.lora
         spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
-                          max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16)
+                          max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16,
+                          shared=shared)
 
         def start(serial: int) -> Any:
             return generator_actor(
@@ -287,9 +302,8 @@ class Orchestrator:
         """End this run's actors (and free their engines) now rather than when the driver exits."""
         if getattr(self, "judges", None) is not None:
             self.judges.stop()
-        for pool in [getattr(self, "policy_pool", None), getattr(self, "snapshot_pool", None)] + [a.generator for a in self.exploiters.values()]:
-            if pool is not None:
-                pool.stop()
+        for pool in self.generator_pools():
+            pool.stop()
         for launched in self.launched:  # a pool that never formed (its start failed) leaves these
             for actor in launched.actors:
                 stop_generator(actor)
@@ -370,8 +384,7 @@ class Orchestrator:
     def take_tokens(self) -> int:
         """Tokens the generators answered with since the last call: the current policy's, the
         snapshots' and, with league roles, the exploiters' (the main agent plays them live)."""
-        pools = [self.policy_pool, self.snapshot_pool] + [agent.generator for agent in self.exploiters.values()]
-        return sum(pool.take_tokens() for pool in pools)
+        return sum(pool.take_tokens() for pool in self.generator_pools())
 
     def train(self, round_: Round) -> Any:
         """The learner started on the round's pairs; a reference to its statistics (None for a
@@ -587,8 +600,7 @@ class Orchestrator:
         self._print(format_row(row))
         budget, every = self.config.self_play.max_seconds, self.config.self_play.save_every
         out_of_time = budget is not None and time.perf_counter() - started >= budget
-        stopping = stop is not None and stop.requested
-        saving = bool(every) and (it % every == 0 or it >= iterations or out_of_time or stopping)
+        saving = bool(every) and (it % every == 0 or it >= iterations or out_of_time or (stop is not None and stop.requested))
         if saving:
             self.save_state(it, time.perf_counter() - started, step.waiting)
         self.untracked.append(row)
@@ -597,7 +609,8 @@ class Orchestrator:
         if out_of_time:
             self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
             return OUT_OF_TIME
-        return stop.name if stopping and stop is not None else None
+        # asked before this iteration's state was saved, or while it was: the run stops at that state
+        return stop.name if stop is not None and stop.requested and (saving or not every) else None
 
     def open_trackers(self) -> None:
         """The recipe's experiment trackers, opened on this run's tracker runs (a resumed or

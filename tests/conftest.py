@@ -31,12 +31,16 @@ def ray_cluster():
 
 def tiny_run(run_dir: Path, **sections: dict) -> dict:
     """A recipe for integration tests: a small model that learns 1-digit addition in a few seconds
-    of SFT, so its answers are partly right and every mode has something to judge."""
+    of SFT, so its answers are partly right and every mode has something to judge. Its snapshots
+    are answered by the current policy's engine (one engine, which starts while the learner warms
+    up); the tests of league roles, of the default recipe and of the real models keep engines of
+    their own for the snapshots."""
     recipe = {
         "run_dir": str(run_dir),
         "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
         "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
         "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
+        "generator": {"snapshot_replicas": 0},
     }
     for key, value in sections.items():
         recipe[key] = {**recipe.get(key, {}), **value} if isinstance(value, dict) else value

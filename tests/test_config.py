@@ -134,6 +134,16 @@ def test_weight_transfer_follows_the_hardware_and_the_gpu_path_is_checked() -> N
     assert parse_config(gpus).generator.gpu_memory_utilization == parse_config({}).generator.gpu_memory_utilization == 0.9
 
 
+def test_snapshots_answered_by_the_current_policys_engines_need_weights_it_can_load_back() -> None:
+    shared = {"generator": {"snapshot_replicas": 0}}
+    assert parse_config(shared).generator.snapshot_replicas == 0
+    with pytest.raises(ConfigError, match="snapshot_replicas: 0 .* over vLLM's gloo transfer engine: set generator.weight_transfer: object_store"):
+        parse_config({"generator": {"snapshot_replicas": 0, "weight_transfer": "gloo"}})
+    with pytest.raises(ConfigError, match="snapshots: adapters serves the league .*: set generator.snapshot_replicas >= 1"):
+        parse_config({**shared, "learner": {"lora": {}}})
+    assert parse_config({**shared, "learner": {"lora": {"snapshots": "merged"}}}).learner.lora.snapshots == "merged"
+
+
 def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> None:
     gpus = {"generator": {"num_gpus": 1}, "cluster": {"num_learner_gpus": 1}}
     assert parse_config(gpus).transfer_backend == "nccl"

@@ -134,6 +134,7 @@ def test_a_run_on_a_dataset_warms_up_plays_and_reports_the_task_metric(ray_clust
         "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
         "sft": {"steps": 150, "learning_rate": 3e-3, "stop_at_accuracy": None},
         "self_play": {"iterations": 1, "games_per_iteration": 64},
+        "generator": {"snapshot_replicas": 0},
     })
     summary = run_self_play(config, show_progress=False)
     rows_out = read_metrics(tmp_path / "run")

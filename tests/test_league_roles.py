@@ -22,7 +22,7 @@ def test_alphastar_roles_play_snapshot_and_reset(ray_cluster, tmp_path: Path) ->
             run_dir,
             self_play={"iterations": 4, "games_per_iteration": 96, "save_every": 2},
             league={"matchmaking": "alphastar", "roles": {"min_iterations": 1, "max_iterations": 2, "games_per_iteration": 64}},
-            generator={"weight_transfer": "gloo"},
+            generator={"weight_transfer": "gloo", "snapshot_replicas": 1},  # the snapshots on an engine of their own
         )
     )
     summary = run_self_play(config, show_progress=False)

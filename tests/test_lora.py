@@ -168,7 +168,7 @@ def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_clus
     run_dir = tmp_path / "run"
     recipe = tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": 48}, sft={"steps": 0},
                       learner={"lora": {"rank": 8, "alpha": 16}}, dpo={"learning_rate": 5e-3, "ref_refresh_every": 0},
-                      league={"admission_threshold": 0.01, "min_admission_games": 1})
+                      league={"admission_threshold": 0.01, "min_admission_games": 1}, generator={"snapshot_replicas": 1})
     recipe["model"] = {"path": start}
     run_self_play(parse_config(recipe), show_progress=False)
     rows = read_metrics(run_dir)

@@ -170,7 +170,7 @@ def nim_run(run_dir: Path, **sections: dict) -> dict:
         "task": {"kind": "game", "env": {"name": "nim", "low": 5, "high": 12}, "held_out_size": 16},
         "model": {"tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
         "sft": {"steps": 60, "stop_at_accuracy": None},
-        "generator": {"max_new_tokens": 3},
+        "generator": {"max_new_tokens": 3, "snapshot_replicas": 0},  # the current policy's engine answers for the snapshots
         "self_play": {"modes": ["multi_turn"], "iterations": 2},
         "multi_turn": {"seeds": 6, "episodes_per_seed": 2, "eval_episodes": 8},
         "eval": {"diversity_prompts": 4, "diversity_samples": 2, "min_distinct_2": 0.0},
