@@ -81,18 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
 
-    from actors.generator import GeneratorError
     from cluster.resume import ResumeError
     from cluster.run import resume_self_play, run_self_play  # Ray and torch load only once the recipe is valid
-    from cluster.stopping import ActorLost, Interrupted, how_to_go_on
-    from judge.base import JudgeError
-    from judge.pool import JudgeFailure
-    from learner.pretrained import PretrainedModelError
-    from learner.weight_transfer import WeightTransferError
-    from tasks.base import TaskError
+    from cluster.stopping import Interrupted, how_to_go_on
     from trackers.base import TrackerError
-
-    failures = (ActorLost, JudgeFailure, JudgeError, GeneratorError, WeightTransferError, PretrainedModelError, TaskError)
 
     try:
         if args.resume is not None:
@@ -102,13 +94,15 @@ def _run(args: argparse.Namespace) -> int:
     except (RunDirError, ResumeError, ConfigError, TrackerError) as err:
         print(f"selfplay: {err}", file=sys.stderr)
         return 2
-    except failures as err:  # the run could not go on; what it saved stays
-        print(f"selfplay: {err}", file=sys.stderr)
-        return 1
     except Interrupted as sig:
         where = how_to_go_on(sig.run_dir) if sig.run_dir else "the run had not started"
         print(f"selfplay: stopped at once by {sig}; {where}", file=sys.stderr)
         return 128 + sig.signum
+    except Exception as err:
+        if not isinstance(err, _failures()):
+            raise
+        print(f"selfplay: {err}", file=sys.stderr)  # the run could not go on; what it saved stays
+        return 1
     print(json.dumps(summary, indent=1))
     if args.report and _report(Path(summary["run_dir"]), None):
         return 1
@@ -116,6 +110,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"selfplay: stopped by {summary['stopped_by']}; {how_to_go_on(Path(summary['run_dir']))}", file=sys.stderr)
         return 128 + int(signal.Signals[summary["stopped_by"]])
     return 0
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """The errors after which a run cannot go on (exit 1), imported once one is raised: the
+    generator's and the weight transfer's modules load torch and vLLM, seconds of a driver's start."""
+    from actors.generator import GeneratorError
+    from cluster.stopping import ActorLost
+    from judge.base import JudgeError
+    from judge.pool import JudgeFailure
+    from learner.pretrained import PretrainedModelError
+    from learner.weight_transfer import WeightTransferError
+    from tasks.base import TaskError
+
+    return ActorLost, JudgeFailure, JudgeError, GeneratorError, WeightTransferError, PretrainedModelError, TaskError
 
 
 JOB_COMMANDS = ("submit", "status", "logs", "stop", "scale")

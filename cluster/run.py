@@ -1,11 +1,13 @@
 """Running a recipe: validate, join or start Ray, prepare the run directory, play, summarize."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.exceptions import RayActorError
@@ -13,11 +15,16 @@ from ray.exceptions import RayActorError
 from cluster import probe, reaper
 from cluster.config import ConfigError, RunConfig, with_run_dir
 from cluster.jobs import RECIPE_ENV
-from cluster.orchestrator import Orchestrator
 from cluster.resume import ResumeError, ResumePoint, rewind
 from cluster.run_dir import RunDir
 from cluster.stopping import MAX_RESTARTS, ActorLost, Interrupted, StopRequest, dead_actor, how_to_go_on, last_error_line
 from judge.pool import JudgeFailure
+
+if TYPE_CHECKING:
+    from cluster.orchestrator import Orchestrator
+
+# What the driver needs to start the actors: torch and transformers, seconds of CPU (see `loading`).
+ORCHESTRATOR = "cluster.orchestrator"
 
 # Quiet the engines and tokenizers in every Ray worker of a local cluster.
 WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "1"}
@@ -93,6 +100,8 @@ def _play(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoin
 
 def _play_once(config: RunConfig, run: RunDir, show_progress: bool, point: ResumePoint | None, stop: StopRequest,
                restarts: int) -> dict[str, Any]:
+    from cluster.orchestrator import Orchestrator
+
     orchestrator: Orchestrator | None = None
     started = False
     try:
@@ -188,13 +197,31 @@ def connect(config: RunConfig) -> bool:
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
     reaper.start_for(os.getpid())  # the local cluster's processes end with this driver, even a killed one
-    ray.init(
-        address="local",  # a new cluster, even where `ray start` left one running
-        num_cpus=c.num_cpus or max(4, os.cpu_count() or 1),
-        include_dashboard=c.dashboard,
-        runtime_env={"env_vars": WORKER_ENV},
-        log_to_driver=c.actor_logs,
-        configure_logging=True,
-        logging_level="warning",
-    )
+    with loading(ORCHESTRATOR):
+        ray.init(
+            address="local",  # a new cluster, even where `ray start` left one running
+            num_cpus=c.num_cpus or max(4, os.cpu_count() or 1),
+            include_dashboard=c.dashboard,
+            runtime_env={"env_vars": WORKER_ENV},
+            log_to_driver=c.actor_logs,
+            configure_logging=True,
+            logging_level="warning",
+        )
     return True
+
+
+@contextmanager
+def loading(module: str) -> Iterator[None]:
+    """`module` imported in a thread meanwhile: a local Ray start is mostly this process waiting
+    for Ray's own to come up, which is when the driver's torch and transformers can load (about
+    4 s of one core on 2 cores). An import that fails here is left to fail again where it is used."""
+    def load() -> None:
+        with suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"import {module}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()

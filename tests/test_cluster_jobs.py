@@ -142,7 +142,8 @@ def test_submit_scale_metrics_and_node_loss(local_cluster: LocalCluster, tmp_pat
         "sft": {"steps": 100, "learning_rate": 3e-3, "stop_at_accuracy": None},
         "task": {"digits": 1, "held_out_size": 16, "held_out_every": 5},
         "self_play": {"iterations": ITERATIONS, "games_per_iteration": GAMES},
-        "generator": {"resources": {"generator_node": 0.1}},  # the generators run on the second node
+        # the generators run on the second node; the current policy's answer for the snapshots too (one engine to replace)
+        "generator": {"resources": {"generator_node": 0.1}, "snapshot_replicas": 0},
     }))
     submitted = local_cluster.selfplay("submit", str(recipe), "--run-dir", str(run_dir))
     assert submitted.returncode == 0, submitted.stderr
