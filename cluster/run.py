@@ -194,6 +194,8 @@ def connect(config: RunConfig) -> bool:
     if c.address:
         # A submitted job's driver already runs in the job's runtime env (working dir, env vars), which its actors inherit.
         in_job = RECIPE_ENV in os.environ
+        # torch before connecting: a job's driver that first loaded it once connected died in oneMKL ("Cannot load libtorch_cpu.so")
+        importlib.import_module(ORCHESTRATOR)
         ray.init(address=c.address, runtime_env=None if in_job else {"env_vars": WORKER_ENV}, log_to_driver=c.actor_logs)
         return True
     reaper.start_for(os.getpid())  # the local cluster's processes end with this driver, even a killed one
