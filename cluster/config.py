@@ -573,8 +573,9 @@ class _RunConfig(_Section):
             raise ValueError("eval.round_robin plays head-to-head games on the task's held-out prompts: it needs head_to_head in self_play.modes")
         if self.learner.ranks > 1 and "skill" in self.self_play.modes:
             raise ValueError("skill play adds tokens, which a sharded learner group cannot grow its embeddings for: set learner.ranks: 1")
-        return self._snapshots_served()
+        return self
 
+    @model_validator(mode="after")
     def _snapshots_served(self) -> RunConfig:
         """Snapshots answered by the current policy's engines (`snapshot_replicas: 0`) need those
         engines to hold their own weights where they can load them back from."""
