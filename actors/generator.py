@@ -93,7 +93,7 @@ class Generator:
         self._tokens = 0  # generated since the last take_tokens: the driver's tokens/s per round
         self._adapter_ids: dict[str, int] = {}  # vLLM tells adapters apart by an integer id
         # what a shared engine reloads after a snapshot's answers: its checkpoint, or the last weights it was sent
-        self._own: str | dict[str, torch.Tensor] | None = spec.model_path
+        self._own: str | dict[str, torch.Tensor] | None = spec.model_path if spec.shared else None
 
     def serving(self) -> tuple[str, int]:
         """The policy name and version this engine answers with now."""
