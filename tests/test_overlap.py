@@ -63,11 +63,18 @@ def test_a_stopped_schedule_leaves_its_waiting_rounds_untrained() -> None:
 
 def test_the_pipeline_overlaps_play_and_learning_to_near_the_bound() -> None:
     """Equal costs: the synchronous loop takes play + learn a round, the pipeline max(play, learn)
-    (plus one round's fill: 20 rounds take 21 of them)."""
-    sync_wall, rows = simulate(0.05, 0.05, 20, 0)
-    async_wall, async_rows = simulate(0.05, 0.05, 20, 1)
-    floor = bound(rows)
+    (plus one round's fill: 20 rounds take 21 of them). The costs are sleeps, so one stall of a
+    loaded machine (CI once lost 0.2 s of a 1.05 s pipelined run) can sink a single measurement:
+    the pair is measured again, up to three times, as a benchmark keeps its best run. Without the
+    overlap the ratio is 1.0 in every attempt."""
+    for _ in range(3):
+        sync_wall, rows = simulate(0.05, 0.05, 20, 0)
+        async_wall, async_rows = simulate(0.05, 0.05, 20, 1)
+        floor = bound(rows)
+        waits = [r["phase_s"]["waited_for_learner"] for r in async_rows[:-1]]  # all but the drained last
+        if sync_wall / async_wall > 1.6 and async_wall <= 1.2 * floor and max(waits) < 0.03:
+            break
     assert sync_wall / async_wall > 1.6
     assert async_wall <= 1.2 * floor
-    assert all(r["phase_s"]["waited_for_learner"] < 0.03 for r in async_rows[:-1])  # all but the drained last
+    assert max(waits) < 0.03
     assert min(r["phase_s"]["waited_for_learner"] for r in rows) > 0.04  # synchronously the driver waits the whole step
