@@ -152,3 +152,38 @@ def test_bf16_autocast_runs_the_same_step_in_lower_precision(tiny_model: Path) -
     assert a["loss"] == b["loss"]  # no autocast on a CPU unless asked
     assert c["loss"] == pytest.approx(a["loss"], rel=0.05) and c["loss"] != a["loss"]  # bf16 matmuls: close, not equal
     assert all(p.dtype == torch.float32 for p in bf16.policy.parameters())
+
+
+class _NoLogitsToKeep(torch.nn.Module):
+    """A causal LM whose forward takes no `logits_to_keep` (older or custom architectures)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.device = model.device
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, use_cache: bool) -> object:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+
+
+def test_token_logps_computes_logits_only_where_an_answer_is_scored(tiny_model: Path) -> None:
+    """Prompts of different lengths: logits from the earliest answer's scoring position on, and
+    each token's log-probability equal to the whole batch's log_softmax, with or without
+    `logits_to_keep` in the model's forward."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = _perturbed(AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32), 0.05)
+    batch = encode_pairs(tokenizer, ["12+345=", "1+1=", "123+4567="], ["357", "2", "4690"])
+    ids, widths = batch["input_ids"], []
+    model.register_forward_hook(lambda module, args, out: widths.append(out.logits.shape[1]))
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits
+        mask = batch["completion_mask"][:, 1:].float()
+        expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1) * mask
+        kept, kept_mask = token_logps(model, batch)
+        whole, _ = token_logps(_NoLogitsToKeep(model), batch)
+    first_answer = int(batch["completion_mask"].any(0).nonzero()[0])  # "1+1=" is the shortest prompt
+    assert widths == [ids.shape[1], ids.shape[1] - first_answer + 1, ids.shape[1]]
+    assert kept.shape == expected.shape and torch.equal(kept_mask, mask)
+    torch.testing.assert_close(kept, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(whole, expected, rtol=0, atol=1e-5)
+    assert (kept[mask.bool()] < 0).all() and (kept[~mask.bool()] == 0).all()
