@@ -67,7 +67,7 @@ def token_logps(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple
 def answer_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor], keep: int) -> torch.Tensor:
     """The logits of the last `keep` positions; a model whose forward takes no `logits_to_keep`
     computes them all and the rest are dropped."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model passes it through
+    base = getattr(model, "get_base_model", lambda: model)()  # a peft model passes it through to its base
     kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, **kwargs).logits
     return logits[:, -keep:]
