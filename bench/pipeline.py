@@ -1,10 +1,11 @@
 """The asynchronous pipeline (`self_play.max_staleness`) against the synchronous loop, side by side.
 
-Simulated costs (`--simulated`, the default): generators that sleep `play` seconds a round and a
-learner that sleeps `learn` seconds a round (in a thread of its own, as the learner actor is a
-process of its own), judges that cost nothing, run through the orchestrator's own schedule
-(cluster/overlap.py) at k = 0, 1, 2. For each mix it prints the wall time, the bound
-max(play, learn) per round computed from the synchronous run's own phase times, and the ratios.
+Simulated costs (`--simulated`, the default): generators that sleep `play` seconds a round (and
+`eval` seconds to evaluate each new version) and a learner that sleeps `learn` seconds a round
+(in a thread of its own, as the learner actor is a process of its own), judges that cost
+nothing, run through the orchestrator's own schedule (cluster/overlap.py) at k = 0, 1, 2. For
+each mix it prints the wall time, the bound max(play + eval, learn) per round computed from the
+synchronous run's own phase times, and the ratios.
 
 Real runs (`--recipe PATH`, repeatable; `--seeds`): the same iterations of a recipe at each k, its
 wall time of self-play, the bound from the k = 0 run's metrics rows, and the final held-out metric.
@@ -28,21 +29,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cluster.overlap import Round, run_schedule  # noqa: E402
 
-MIXES = {"generation-heavy": (0.30, 0.10), "learning-heavy": (0.10, 0.30), "equal": (0.20, 0.20)}
+# (play, learn, evaluation) seconds a round; the last mix evaluates each version as long as it plays
+MIXES = {"generation-heavy": (0.30, 0.10, 0.0), "learning-heavy": (0.10, 0.30, 0.0), "equal": (0.20, 0.20, 0.0),
+         "with evaluation": (0.10, 0.20, 0.10)}
 
 
 @dataclass
 class SimulatedPhases:
-    """`Phases` whose costs are sleeps: play on the driver, learning on a worker thread, a weight
-    sync of `sync` seconds. It keeps what a test checks: the versions each round was played and
-    trained at, and every phase's time as the orchestrator's rows give them."""
+    """`Phases` whose costs are sleeps: play and evaluation on the driver (the generators' work),
+    learning on a worker thread, a weight sync of `sync` seconds. It keeps what a test checks: the
+    versions each round was played and trained at, and every phase's time as the orchestrator's
+    rows give them."""
 
     play_s: float
     learn_s: float
     sync_s: float = 0.0
+    eval_s: float = 0.0
     version: int = 0
     learner: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
     trained: list[tuple[int, int, int]] = field(default_factory=list)  # (round, played by, learner version then)
+    stop_after: int | None = None  # the round after whose broadcast the run stops
+    last: int = 0  # the round last broadcast
 
     def play(self, iteration: int) -> Round:
         start = time.perf_counter()
@@ -67,15 +74,26 @@ class SimulatedPhases:
         waited = time.perf_counter() - waited
         time.sleep(self.sync_s)
         self.version += 1 if stats["pairs"] else 0
-        seconds = time.perf_counter() - began
-        return {"iteration": round_.iteration, "version": self.version, "played_by": round_.version, "seconds": seconds,
-                "pairs": stats["pairs"], "phase_s": {"play": played.seconds["play"] if played else 0.0, "learning": stats["seconds"],
-                                                     "weight_sync": self.sync_s, "waited_for_learner": waited}}
+        self.last = round_.iteration
+        return {"iteration": round_.iteration, "version": self.version, "played_by": round_.version, "pairs": stats["pairs"],
+                "phase_s": {"play": played.seconds["play"] if played else 0.0, "learning": stats["seconds"],
+                            "weight_sync": self.sync_s, "waited_for_learner": waited}}
+
+    def evaluation(self, row: dict[str, Any], began: float, learner_busy_from: float | None) -> dict[str, Any]:
+        start = time.perf_counter()
+        time.sleep(self.eval_s)
+        row["phase_s"]["evaluation"] = time.perf_counter() - start
+        row["learner_busy_from"] = None if learner_busy_from is None else learner_busy_from - began
+        row["seconds"] = time.perf_counter() - began
+        return row
+
+    def stopping(self) -> bool:
+        return self.stop_after is not None and self.last >= self.stop_after
 
 
-def simulate(play_s: float, learn_s: float, iterations: int, k: int, sync_s: float = 0.0) -> tuple[float, list[dict[str, Any]]]:
+def simulate(play_s: float, learn_s: float, iterations: int, k: int, sync_s: float = 0.0, eval_s: float = 0.0) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of `iterations` rounds at staleness `k`, and the rows."""
-    phases = SimulatedPhases(play_s, learn_s, sync_s)
+    phases = SimulatedPhases(play_s, learn_s, sync_s, eval_s)
     start = time.perf_counter()
     rows = [step.row for step in run_schedule(phases, range(1, iterations + 1), k)]
     phases.learner.shutdown()
@@ -83,25 +101,27 @@ def simulate(play_s: float, learn_s: float, iterations: int, k: int, sync_s: flo
 
 
 def bound(rows: list[dict[str, Any]]) -> float:
-    """The pipeline's floor from a synchronous run's own phase times: max(play, learn) per round,
-    plus what stays on the critical path (weight sync and evaluation)."""
+    """The pipeline's floor from a synchronous run's own phase times: per round, the generators'
+    play and evaluation against the learner's step, whichever is longer, plus the weight sync,
+    the one phase both wait for."""
     total = 0.0
     for row in rows:
         p = row["phase_s"]
-        total += max(p["play"], p["learning"]) + p.get("weight_sync", 0.0) + p.get("evaluation", 0.0)
+        total += max(p["play"] + p.get("evaluation", 0.0), p["learning"]) + p.get("weight_sync", 0.0)
     return total
 
 
 def run_simulated(iterations: int) -> None:
     print(f"simulated costs, {iterations} rounds, judges free (seconds of wall time; ratio = k=0 / k)")
-    print(f"{'mix':18s} {'play':>5s} {'learn':>5s} {'k=0':>7s} {'k=1':>7s} {'k=2':>7s} {'bound':>7s} {'k=1/bound':>9s} {'speed-up k=1':>12s}")
-    for name, (play_s, learn_s) in MIXES.items():
+    print(f"{'mix':18s} {'play':>5s} {'learn':>5s} {'eval':>5s} {'k=0':>7s} {'k=1':>7s} {'k=2':>7s} {'bound':>7s} {'k=1/bound':>9s} "
+          f"{'speed-up k=1':>12s}")
+    for name, (play_s, learn_s, eval_s) in MIXES.items():
         walls, rows0 = {}, []
         for k in (0, 1, 2):
-            walls[k], rows = simulate(play_s, learn_s, iterations, k)
+            walls[k], rows = simulate(play_s, learn_s, iterations, k, eval_s=eval_s)
             rows0 = rows if k == 0 else rows0
         floor = bound(rows0)
-        print(f"{name:18s} {play_s:5.2f} {learn_s:5.2f} {walls[0]:7.2f} {walls[1]:7.2f} {walls[2]:7.2f} {floor:7.2f} "
+        print(f"{name:18s} {play_s:5.2f} {learn_s:5.2f} {eval_s:5.2f} {walls[0]:7.2f} {walls[1]:7.2f} {walls[2]:7.2f} {floor:7.2f} "
               f"{walls[1] / floor:9.3f} {walls[0] / walls[1]:11.2f}x")
 
 
@@ -131,7 +151,7 @@ def run_recipe(recipe: str, iterations: int, seeds: list[int], root: Path) -> No
         spread = f" ± {statistics.stdev(metric):.3f}" if len(metric) > 1 else ""
         print(f"k={k}: {wall:7.1f} s (k=0 / k = {base / wall:.2f}x, k / bound {wall / floor:.2f}), "
               f"final metric {statistics.mean(metric):.3f}{spread}")
-    print(f"bound max(play, learn) per iteration from k=0's rows: {floor:.1f} s")
+    print(f"bound max(play + evaluation, learn) + weight sync per iteration, from k=0's rows: {floor:.1f} s")
 
 
 def main() -> None:

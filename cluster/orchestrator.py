@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from cluster.resume import ResumePoint, driver_state
 from cluster.retention import compared, retention_problems, retention_scorers, retention_tasks, sft_problems
 from cluster.round_robin import play_round_robin
 from cluster.run_dir import RunDir
-from cluster.stopping import StopRequest
+from cluster.stopping import OUT_OF_TIME, Decision, Pace, StopRequest
 from cluster.win_rate import v0_answers, win_rate_vs_v0
 from games.base import Game, PlayContext, pair_file, registry
 from judge.actor import judge_actor
@@ -47,7 +47,7 @@ from league.actor import league_actor
 from league.league import CURRENT, LeagueSettings
 from league.roles import RoleRules
 from learner.actor import kill_learner, learner_actor
-from learner.checkpoint import replace_dir_atomically
+from learner.checkpoint import fresh_beside, move_into_place
 from learner.learner import DPOSettings
 from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import TINY_CONTEXT, build_tiny_model
@@ -58,7 +58,6 @@ from trackers.base import SinkSettings, Trackers
 # The learner's statistics for a round it was not called for (dropped as stale, cluster/overlap.py).
 NOT_TRAINED = {"pairs": 0.0, "external_pairs": 0.0, "loss": math.nan, "dpo_loss": math.nan, "nll": math.nan, "reward_accuracy": math.nan,
                "seconds": 0.0}
-OUT_OF_TIME = "self_play.max_seconds"  # why a run stopped early when its time budget ran out
 SFT_CHUNK = 10  # SFT steps per call to the learner, so the driver can show progress
 BEFORE_WARM_UP = "before-warm-up"  # what snapshot engines serve until a game asks them for a snapshot (none is named so)
 # Head-to-head fields of a row where no game was played (iteration 0, or a recipe without head-to-head).
@@ -90,6 +89,9 @@ class Orchestrator:
         self.v0_answers: list[str] = []  # an open-ended task's yardstick (`evaluate`)
         self.trackers: Trackers | None = None  # logging.sinks, open while the loop runs
         self.untracked: list[dict[str, Any]] = []  # rows written but not final yet (no state saved since)
+        self.pace = Pace(config.self_play.iterations, config.self_play.save_every, config.self_play.max_seconds, time.perf_counter())
+        self.decision = Decision(saving=False, stopped=None)  # taken at the last broadcast (`finish`)
+        self.state_write: StateWrite | None = None  # a state being saved: its learners' parts asked for
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -251,21 +253,25 @@ class Orchestrator:
         """The current policy as a learning agent, like the exploiters: its learner and generators."""
         return Agent(CURRENT, "main", self.learner, self.policy_pool, self.version)
 
-    def save_state(self, iteration: int, seconds: float, waiting: Sequence[Round] = ()) -> None:
-        """Everything a resumed run needs, swapped into `state/` whole (see cluster/resume.py),
-        with the rounds played but not yet trained on (`waiting`)."""
+    def begin_state(self) -> StateWrite:
+        """A state's folder, with the learners' parts of it asked for now: before the learner's
+        next round (its `train` waits for them), so they hold what the state's rows say."""
+        tmp = fresh_beside(self.run.root / "state")
+        exploiters = [a.learner.save_state.remote(str(tmp / "agents" / a.name)) for a in self.exploiters.values()]
+        return StateWrite(tmp, self.learner.save_state.remote(str(tmp / "learner")), exploiters)
+
+    def end_state(self, write: StateWrite, iteration: int, seconds: float, waiting: Sequence[Round] = ()) -> None:
+        """The rest of what a resumed run needs (the league, the driver's counters, the rounds
+        played but not yet trained on: `waiting`), then the whole swapped into `state/` (see cluster/resume.py)."""
         point = ResumePoint(
             iteration, self.version, self.rng.bit_generator.state, ray.get(self.league.rng_state.remote()),
             self.retention_start, seconds, self.run.root / "state" / "learner",
             tuple({"iteration": r.iteration, "version": r.version, "fields": r.fields, "seconds": r.seconds} for r in waiting),
         )
-
-        def write(tmp: Path) -> None:
-            saves = [a.learner.save_state.remote(str(tmp / "agents" / a.name)) for a in self.exploiters.values()]
-            ray.get(saves + [self.learner.save_state.remote(str(tmp / "learner")), self.league.save_to.remote(str(tmp / "league.json"))])
-            (tmp / "driver.json").write_text(driver_state(point))
-
-        replace_dir_atomically(self.run.root / "state", write)
+        ray.get([write.learner, *write.exploiters, self.league.save_to.remote(str(write.tmp / "league.json"))])
+        (write.tmp / "driver.json").write_text(driver_state(point))
+        move_into_place(write.tmp, self.run.root / "state")
+        self.state_write = None
 
     def start_judge(self, judge: JudgeConfig) -> None:
         """Start the pool of judge actors the config describes, replacing the one running (new
@@ -387,32 +393,48 @@ class Orchestrator:
         return sum(pool.take_tokens() for pool in self.generator_pools())
 
     def train(self, round_: Round) -> Any:
-        """The learner started on the round's pairs; a reference to its statistics (None for a
-        round dropped as stale: the learner is not called, so its counters do not move)."""
-        return self.learner.train.remote(*round_.pairs) if round_.pairs else None
+        """The learner started on the round's pairs, once its part of a state being saved is
+        written; a reference to its statistics (None for a round dropped as stale: the learner
+        is not called, so its counters do not move)."""
+        after = self.state_write.learner if self.state_write is not None else None
+        return self.learner.train.remote(*round_.pairs, after=after) if round_.pairs else None
 
     def learner_version(self) -> int:
         return self.version  # the learner is idle when asked: its version is the one just broadcast
 
     def finish(self, round_: Round, training: Any, began: float, played: Round | None) -> dict[str, Any]:
-        """The round's row: the learner's update waited for, broadcast and evaluated, the
-        exploiters' rounds (they train in step), and the phase times of this step (whose play,
-        `played`, is round_ itself when synchronous, a later round with the pipeline)."""
+        """The round's row, less its evaluation: the learner's update waited for and broadcast,
+        the exploiters' rounds (they train in step), the phase times so far of this step (whose
+        play, `played`, is round_ itself when synchronous, a later round with the pipeline), and
+        what the run does after it: whether it saves its state (the learners' parts asked for
+        now, before the learner's next round) and whether it stops."""
         waited = time.perf_counter()
         stats = ray.get(training) if training is not None else NOT_TRAINED
         waited = time.perf_counter() - waited
         staleness = self.version - round_.version
-        row = self.learned(round_.iteration, round_.fields, stats, began)
+        row = self.broadcast(round_.iteration, round_.fields, stats)
         if self.exploiters:
             row["exploiters"] = {name: self.train_exploiter(round_.iteration, agent) for name, agent in self.exploiters.items()}
-            row["seconds"] = time.perf_counter() - began
         play = dict(played.seconds) if played is not None else {"play": 0.0, "judging": 0.0, "recording": 0.0}
         play["recording"] += ray.get(self.league.take_recording_seconds.remote()) if self.exploiters else 0.0  # theirs, in this step
-        row.update(played_by=round_.version, staleness=staleness, phase_s={
-            **play, "learning": stats["seconds"], "weight_sync": row["weight_sync_s"], "evaluation": row.pop("evaluation_s"),
-            "waited_for_learner": waited, "learner_idle": max(0.0, row["seconds"] - stats["seconds"]),
-        })
+        row.update(played_by=round_.version, staleness=staleness,
+                   phase_s={**play, "learning": stats["seconds"], "weight_sync": row["weight_sync_s"], "waited_for_learner": waited})
+        self.decision = self.pace.at_broadcast(round_.iteration, time.perf_counter())
+        self.state_write = self.begin_state() if self.decision.saving else None
         return row
+
+    def evaluation(self, row: dict[str, Any], began: float, learner_busy_from: float | None) -> dict[str, Any]:
+        """The broadcast version evaluated, while the learner trains on its next round if it
+        started one (`learner_busy_from`): the row whole, `seconds` the step's."""
+        row = self.evaluated(row)
+        end = time.perf_counter()
+        row["seconds"] = end - began
+        row["phase_s"].update(evaluation=row.pop("evaluation_s"),
+                              learner_idle=max(0.0, (learner_busy_from or end) - began - row["phase_s"]["learning"]))
+        return row
+
+    def stopping(self) -> bool:
+        return self.decision.stopped is not None
 
     def train_exploiter(self, it: int, agent: Agent) -> dict[str, Any]:
         """One round of an exploiter: its games (whom it plays is its role's rule), its snapshot
@@ -480,17 +502,20 @@ class Orchestrator:
     def learned(self, it: int, fields: dict[str, Any], stats: dict[str, float], start: float) -> dict[str, Any]:
         """After the learner's update (its `stats`): the new weights to the generators and the
         evaluation; the row, its `seconds` counted from `start`."""
+        row = self.evaluated(self.broadcast(it, fields, stats))
+        row["seconds"] = time.perf_counter() - start
+        return row
+
+    def broadcast(self, it: int, fields: dict[str, Any], stats: dict[str, float]) -> dict[str, Any]:
+        """The learner's new weights to the current policy's generators; the row so far."""
         row: dict[str, Any] = {"iteration": it, **NO_GAMES, "elo": None, **fields}
         self.version = self.policy_pool.sync_from(self.learner)
-        evaluated = time.perf_counter()
-        row.update(generators=self.policy_pool.size, generators_replaced=self.policy_pool.replaced,
-                   weight_sync_s=self.policy_pool.last_sync_seconds, queue_depth=self.policy_pool.requested,
-                   learner_seconds=stats["seconds"])
         row.update(
-            **self.evaluate(),
-            **self.evaluate_games(),
-            **self.measure_retention(),
-            **self.measure_diversity(),
+            generators=self.policy_pool.size,
+            generators_replaced=self.policy_pool.replaced,
+            weight_sync_s=self.policy_pool.last_sync_seconds,
+            queue_depth=self.policy_pool.requested,
+            learner_seconds=stats["seconds"],
             pairs=int(stats["pairs"]),
             external_pairs=int(stats["external_pairs"]),
             loss=_finite(stats["loss"]),
@@ -499,9 +524,15 @@ class Orchestrator:
             reward_accuracy=_finite(stats["reward_accuracy"]),
             **({"pg_loss": _finite(stats["pg_loss"])} if "pg_loss" in stats else {}),  # REINFORCE on game moves
             version=self.version,
-            evaluation_s=time.perf_counter() - evaluated,
-            seconds=time.perf_counter() - start,
         )
+        return row
+
+    def evaluated(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with the served version's evaluation: its held-out metric, the games' own
+        measures, retention and diversity, and the seconds they took (`evaluation_s`)."""
+        start = time.perf_counter()
+        row.update(**self.evaluate(), **self.evaluate_games(), **self.measure_retention(), **self.measure_diversity())
+        row["evaluation_s"] = time.perf_counter() - start
         return row
 
     def evaluate(self, generator: Any = None) -> dict[str, Any]:
@@ -576,6 +607,7 @@ class Orchestrator:
         waiting = self.waiting_rounds(resumed[0]) if resumed else []
         started, stopped = time.perf_counter() - spent, None
         iterations = self.config.self_play.iterations
+        self.pace = replace(self.pace, started=started, stop=stop)
         if stop is not None and stop.requested:  # asked during start-up or warm-up
             return self.finish_run(first, rows, started, stop.name)
         bar = tqdm(desc="self-play", unit="iter", disable=not self.show_progress, initial=done, total=iterations)
@@ -584,33 +616,30 @@ class Orchestrator:
             rows.append(step.row)
             bar.update(1)
             waiting = step.waiting
-            stopped = self.after_step(step, iterations, started, stop)
+            stopped = self.after_step(step)
             if stopped is not None:  # rounds played and not yet trained on stay in the saved state, for a resume
                 steps.close()
                 break
         bar.close()
         return self.finish_run(first, rows, started, stopped if stopped != OUT_OF_TIME else None, [r.iteration for r in waiting])
 
-    def after_step(self, step: Step, iterations: int, started: float, stop: StopRequest | None) -> str | None:
-        """A finished row written, shown and saved with the state when due; why the run stops
-        now (the stop's name, OUT_OF_TIME), or None to go on."""
+    def after_step(self, step: Step) -> str | None:
+        """A finished row written and shown, the state begun at its broadcast completed, the rows
+        sent to the trackers once final; why the run stops now (the stop's name, OUT_OF_TIME),
+        or None to go on."""
         row, it = step.row, step.row["iteration"]
         self.run.append_metrics(row)
         self.metrics.record(row, self.judges.take_call_seconds())
         self._print(format_row(row))
-        budget, every = self.config.self_play.max_seconds, self.config.self_play.save_every
-        out_of_time = budget is not None and time.perf_counter() - started >= budget
-        saving = bool(every) and (it % every == 0 or it >= iterations or out_of_time or (stop is not None and stop.requested))
-        if saving:
-            self.save_state(it, time.perf_counter() - started, step.waiting)
+        if self.state_write is not None:
+            self.end_state(self.state_write, it, time.perf_counter() - self.pace.started, step.waiting)
         self.untracked.append(row)
-        if saving or not every:  # final now: a resume would not play these rows again
+        if self.decision.saving or not self.pace.save_every:  # final now: a resume would not play these rows again
             self.track()
-        if out_of_time:
-            self._print(f"self-play time budget of {budget:g} s reached after {it} iterations")
-            return OUT_OF_TIME
-        # asked before this iteration's state was saved, or while it was: the run stops at that state
-        return stop.name if stop is not None and stop.requested and (saving or not every) else None
+        stopped = self.pace.after_evaluation(self.decision)
+        if stopped == OUT_OF_TIME:
+            self._print(f"self-play time budget of {self.pace.max_seconds:g} s reached after {it} iterations")
+        return stopped
 
     def open_trackers(self) -> None:
         """The recipe's experiment trackers, opened on this run's tracker runs (a resumed or
@@ -676,6 +705,16 @@ class Orchestrator:
     def _print(self, line: str) -> None:
         if self.show_progress:
             tqdm.write(line)
+
+
+@dataclass
+class StateWrite:
+    """A state being saved (`Orchestrator.begin_state`): its temporary folder, and the learners'
+    calls writing their parts into it."""
+
+    tmp: Path
+    learner: Any
+    exploiters: list[Any]
 
 
 def format_row(row: dict[str, Any]) -> str:

@@ -17,9 +17,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+OUT_OF_TIME = "self_play.max_seconds"  # why a run stopped early when its time budget ran out
 MAX_RESTARTS = 3  # restarts of the run's actors in one command before it gives up
 ROLES = {"LeagueService": "league", "Learner": "learner", "JudgeHost": "judge", "RunControl": "control", "Generator": "generator"}
 
@@ -84,6 +86,44 @@ class StopRequest:
         note = (f"\nselfplay: {signal.Signals(signum).name}: stopping once this iteration ends and its state is saved "
                 "(again to stop at once)\n")
         os.write(2, note.encode())  # not print: the handler may interrupt a write to stderr (a progress bar's)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a run decided when it broadcast a new version: whether this iteration's state is
+    saved, and why the run stops after it (None: it goes on)."""
+
+    saving: bool
+    stopped: str | None
+
+
+@dataclass(frozen=True)
+class Pace:
+    """When a run saves its state and stops. Decided as each new version is broadcast, before
+    the learner starts on its next round (the asynchronous pipeline starts it while the version
+    is evaluated): the learner's part of a saved state is asked for first, so the state never
+    holds a round both trained on and waiting."""
+
+    iterations: int
+    save_every: int
+    max_seconds: float | None
+    started: float  # time.perf_counter() when the run's clock started (a resumed run's: earlier)
+    stop: StopRequest | None = None
+
+    def at_broadcast(self, iteration: int, now: float) -> Decision:
+        out_of_time = self.max_seconds is not None and now - self.started >= self.max_seconds
+        asked = self.stop is not None and self.stop.requested
+        every = self.save_every
+        saving = bool(every) and (iteration % every == 0 or iteration >= self.iterations or out_of_time or asked)
+        stopped = OUT_OF_TIME if out_of_time else self.stop.name if self.stop is not None and asked and (saving or not every) else None
+        return Decision(saving, stopped)
+
+    def after_evaluation(self, decision: Decision) -> str | None:
+        """Why the run stops once the version is evaluated: as decided, or, asked to stop since,
+        at the state being saved (or at every iteration when none is saved)."""
+        if decision.stopped is None and self.stop is not None and self.stop.requested and (decision.saving or not self.save_every):
+            return self.stop.name
+        return decision.stopped
 
 
 def dead_actor(err: BaseException) -> str:

@@ -12,11 +12,24 @@ from pathlib import Path
 def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Run `write` on a temporary directory beside `path`, then rename it into place; the old
     directory (if any) stays whole until the new one is there."""
+    tmp = fresh_beside(path)
+    write(tmp)
+    return move_into_place(tmp, path)
+
+
+def fresh_beside(path: Path) -> Path:
+    """An empty temporary directory's path beside `path`, for `move_into_place` (a write in two
+    parts: the run's state asks the learner for its part first, and adds the rest later)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
+    return tmp
+
+
+def move_into_place(tmp: Path, path: Path) -> Path:
+    """`tmp` renamed to `path`; the old `path` stays whole until the new one is there."""
+    path = Path(path)
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         path.rename(old)

@@ -238,12 +238,15 @@ class Learner:
         self.policy.train()
         return answers
 
-    def train(self, *tables: pa.Table) -> dict[str, float]:
+    def train(self, *tables: pa.Table, after: object = None) -> dict[str, float]:
         """One self-play iteration on what every game gave (each table one game's): DPO on pairs
         (`prompt`, `chosen`, `rejected`), DPO on episode pairs (`chosen_actions`, ...; see
         league/episodes.py) and REINFORCE on moves with rewards (`action`, `reward`).
 
         With nothing to learn from (every game a tie) nothing changes and the version stays.
+        `after`: a call of this learner that must end first, as a Ray reference, which Ray
+        resolves before this call runs (the run's saved state, asked for before this round:
+        an actor with concurrency groups may otherwise run calls out of order).
         """
         start = time.perf_counter()
         stats: dict[str, list[float]] = {"loss": [], "dpo_loss": [], "nll": [], "reward_accuracy": [], "reward_margin": []}

@@ -20,7 +20,7 @@ from conftest import read_metrics, tiny_run
 from cluster.config import parse_config
 from cluster.reaper import alive, descendants
 from cluster.run import run_self_play
-from cluster.stopping import Interrupted, StopRequest
+from cluster.stopping import OUT_OF_TIME, Decision, Interrupted, Pace, StopRequest
 from league.records import GAME_SCHEMA, read_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +116,25 @@ def test_sigterm_asks_to_stop_as_ctrl_c_does() -> None:
             time.sleep(5)  # the handler raises here, at once
         assert second.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_run_decides_at_each_broadcast_whether_it_saves_and_stops() -> None:
+    """`Pace`: saved every `save_every` iterations and at the last; a stop asked before a broadcast
+    saves there and stops; asked after it (while the version is evaluated, the learner on its
+    next round), it stops at the state being saved, or goes on to the next broadcast when none is."""
+    stop = StopRequest()
+    pace = Pace(iterations=6, save_every=2, max_seconds=None, started=0.0, stop=stop)
+    assert [pace.at_broadcast(it, 1.0).saving for it in range(1, 7)] == [False, True, False, True, False, True]
+    assert pace.at_broadcast(3, 1.0) == Decision(saving=False, stopped=None)
+    stop.signum = signal.SIGINT  # asked while iteration 3 was evaluated: no state of 3 is being written
+    assert pace.after_evaluation(Decision(saving=False, stopped=None)) is None
+    assert pace.after_evaluation(Decision(saving=True, stopped=None)) == "SIGINT"  # iteration 4's: stops there
+    assert pace.at_broadcast(5, 1.0) == Decision(saving=True, stopped="SIGINT")
+    unsaved = Pace(iterations=6, save_every=0, max_seconds=None, started=0.0, stop=stop)
+    assert unsaved.at_broadcast(5, 1.0) == Decision(saving=False, stopped="SIGINT")
+    timed = Pace(iterations=6, save_every=2, max_seconds=10.0, started=0.0)
+    assert timed.at_broadcast(1, 9.0) == Decision(saving=False, stopped=None)
+    assert timed.at_broadcast(1, 10.0) == Decision(saving=True, stopped=OUT_OF_TIME)
 
 
 def test_ctrl_c_and_sigkill_of_the_driver_then_resume(tmp_path: Path) -> None:

@@ -78,3 +78,29 @@ def test_the_pipeline_overlaps_play_and_learning_to_near_the_bound() -> None:
     assert async_wall <= 1.2 * floor
     assert max(waits) < 0.03
     assert min(r["phase_s"]["waited_for_learner"] for r in rows) > 0.04  # synchronously the driver waits the whole step
+
+
+def test_the_evaluation_runs_while_the_learner_trains_on_the_next_round() -> None:
+    """With k = 1 the learner starts its next round before the broadcast version is evaluated:
+    a round costs max(play + evaluation, learn), not max(play, learn) + evaluation (0.06 here
+    against 0.09); synchronously nothing waits to be trained on, so the evaluation stays on the path."""
+    for _ in range(3):  # sleeps: measured again after a stall of a loaded machine, as above
+        sync_wall, rows = simulate(0.03, 0.06, 20, 0, eval_s=0.03)
+        async_wall, async_rows = simulate(0.03, 0.06, 20, 1, eval_s=0.03)
+        if async_wall <= 1.2 * bound(rows) and async_wall < 0.8 * 20 * 0.09:
+            break
+    assert async_wall <= 1.2 * bound(rows) and async_wall < 0.8 * 20 * 0.09  # on the path it would take 20 * 0.09
+    assert all(r["learner_busy_from"] is not None for r in async_rows[:-1]) and async_rows[-1]["learner_busy_from"] is None
+    assert all(r["learner_busy_from"] is None for r in rows)
+    assert all(r["learner_busy_from"] < r["seconds"] - 0.02 for r in async_rows[:-1])  # started before the evaluation ran
+
+
+def test_a_run_stopping_after_a_broadcast_starts_no_next_round() -> None:
+    """A run that stops after round 2's broadcast (asked to, or out of time) leaves the learner
+    idle, so the state it saves then names rounds 3 and 4 as waiting, untrained."""
+    phases = SimulatedPhases(0.0, 0.0, stop_after=2)
+    steps = run_schedule(phases, range(1, 7), 2)
+    taken = [next(steps), next(steps)]
+    steps.close()
+    assert [r for r, _, _ in phases.trained] == [1, 2]
+    assert [r.iteration for r in taken[-1].waiting] == [3, 4] and taken[0].row["learner_busy_from"] is not None
