@@ -35,26 +35,26 @@ import torch.multiprocessing as mp  # noqa: E402
 from learner.tiny_model import HALF_BILLION, build_tiny_model  # noqa: E402
 
 SMALL = dict(hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=256, max_position_embeddings=512)
-PAIRS, PROMPT_CHARS, ANSWER_CHARS = 8, 192, 56  # the character-level tokenizer: a character a token
+PROMPT_CHARS, ANSWER_CHARS = 192, 56  # the character-level tokenizer: a character a token
 
 
-def pairs() -> pa.Table:
-    """Eight DPO pairs of random characters, the same every call."""
+def pairs(n: int) -> pa.Table:
+    """`n` DPO pairs of random characters, the same every call."""
     rng, letters = random.Random(0), "abcdefghijklmnopqrstuvwxyz0123456789 +="
     text = lambda n: "".join(rng.choice(letters) for _ in range(n))  # noqa: E731
-    return pa.table({"prompt": [text(PROMPT_CHARS) for _ in range(PAIRS)], "chosen": [text(ANSWER_CHARS) for _ in range(PAIRS)],
-                     "rejected": [text(ANSWER_CHARS) for _ in range(PAIRS)]})
+    return pa.table({"prompt": [text(PROMPT_CHARS) for _ in range(n)], "chosen": [text(ANSWER_CHARS) for _ in range(n)],
+                     "rejected": [text(ANSWER_CHARS) for _ in range(n)]})
 
 
-def learner_arm(path: Path, device: str, lora: bool, checkpointing: bool, steps: int) -> dict[str, float]:
+def learner_arm(path: Path, device: str, lora: bool, checkpointing: bool, steps: int, n_pairs: int) -> dict[str, float]:
     """One fresh learner: `steps` timed DPO steps after a first one (which allocates AdamW's state)."""
     from learner.learner import DPOSettings, Learner
     from learner.lora import LoRAOptions
 
-    settings = DPOSettings(batch_size=PAIRS, epochs=1, learning_rate=1e-5, gradient_checkpointing=checkpointing,
+    settings = DPOSettings(batch_size=n_pairs, epochs=1, learning_rate=1e-5, gradient_checkpointing=checkpointing,
                            precision="bf16" if device == "cuda" else "fp32")
     learner = Learner(path, settings, device=device, lora=LoRAOptions(rank=16, alpha=32.0) if lora else None)
-    table = pairs()
+    table = pairs(n_pairs)
     learner.train(table)
     if device == "cuda":
         torch.cuda.synchronize()
@@ -66,7 +66,7 @@ def learner_arm(path: Path, device: str, lora: bool, checkpointing: bool, steps:
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
-    tokens = 2 * PAIRS * (1 + PROMPT_CHARS + ANSWER_CHARS + 1)  # BOS, prompt, answer, EOS; chosen and rejected
+    tokens = 2 * n_pairs * (1 + PROMPT_CHARS + ANSWER_CHARS + 1)  # BOS, prompt, answer, EOS; chosen and rejected
     del learner
     gc.collect()
     if device == "cuda":
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="a small model instead of the 0.5B one (the CPU test)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=8, help="pairs in a DPO step (8 is launch-bound on a GPU; 64 shows its throughput)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench/gpu_check.py: no CUDA device here; `--device cpu --small` runs the same code on CPU")
@@ -135,8 +136,8 @@ def main() -> None:
         size = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(path).parameters())
         print(f"model: {size / 1e6:.0f}M parameters ({'small' if args.small else 'Qwen2.5-0.5B shape'}, built from config); "
               f"{where}; torch {torch.__version__}, transformers {__import__('transformers').__version__}")
-        print(f"\n1. learner, one DPO step of {PAIRS} pairs ({PROMPT_CHARS}+{ANSWER_CHARS} tokens), mean of {args.steps}")
-        arms = {(lora, gc_): learner_arm(path, args.device, lora, gc_, args.steps) for lora in (False, True) for gc_ in (False, True)}
+        print(f"\n1. learner, one DPO step of {args.pairs} pairs ({PROMPT_CHARS}+{ANSWER_CHARS} tokens), mean of {args.steps}")
+        arms = {(lora, gc_): learner_arm(path, args.device, lora, gc_, args.steps, args.pairs) for lora in (False, True) for gc_ in (False, True)}
         for (lora, gc_), r in arms.items():
             peak = f"peak {r['peak_gb']:6.2f} GB" if args.device == "cuda" else "peak  (CUDA only)"
             print(f"   {'lora' if lora else 'full':4s} {'checkpointing' if gc_ else 'no checkpointing':16s} step {r['step_s']:7.3f} s   "
