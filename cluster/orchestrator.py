@@ -92,6 +92,7 @@ class Orchestrator:
         self.pace = Pace(config.self_play.iterations, config.self_play.save_every, config.self_play.max_seconds, time.perf_counter())
         self.decision = Decision(saving=False, stopped=None)  # taken at the last broadcast (`finish`)
         self.state_write: StateWrite | None = None  # a state being saved: its learners' parts asked for
+        self.training_from = self.trained_until = 0.0  # when the learner's latest round was started, and the last one ended
 
     # ----------------------------------------------------------------- setup
     def start(self, base: Path | None = None, warm_up: bool = True) -> None:
@@ -397,6 +398,7 @@ class Orchestrator:
         written; a reference to its statistics (None for a round dropped as stale: the learner
         is not called, so its counters do not move)."""
         after = self.state_write.learner if self.state_write is not None else None
+        self.training_from = time.perf_counter()
         return self.learner.train.remote(*round_.pairs, after=after) if round_.pairs else None
 
     def learner_version(self) -> int:
@@ -411,6 +413,7 @@ class Orchestrator:
         waited = time.perf_counter()
         stats = ray.get(training) if training is not None else NOT_TRAINED
         waited = time.perf_counter() - waited
+        self.trained_until = self.training_from + stats["seconds"] if training is not None else began  # by the learner's own seconds
         staleness = self.version - round_.version
         row = self.broadcast(round_.iteration, round_.fields, stats)
         if self.exploiters:
@@ -429,8 +432,9 @@ class Orchestrator:
         row = self.evaluated(row)
         end = time.perf_counter()
         row["seconds"] = end - began
-        row["phase_s"].update(evaluation=row.pop("evaluation_s"),
-                              learner_idle=max(0.0, (learner_busy_from or end) - began - row["phase_s"]["learning"]))
+        # from when the learner ended this round (or the step began, if earlier) to when it started the next
+        idle = (learner_busy_from or end) - max(began, self.trained_until)
+        row["phase_s"].update(evaluation=row.pop("evaluation_s"), learner_idle=max(0.0, idle))
         return row
 
     def stopping(self) -> bool:

@@ -8,7 +8,8 @@ learner is at most k versions past it; a round further behind (a run resumed wit
 is dropped, not trained on. New weights reach the generators after a play phase ends, never in
 the middle of an answer. A broadcast version is evaluated off the learner's path: the learner
 starts on its next waiting round first, and trains while the generators evaluate (with k = 0
-no round waits then, so there the evaluation stays on the path).
+no round waits then, except while a resumed run catches up, so there the evaluation stays on
+the path).
 
 This module is the schedule alone, plain Python over the `Phases` a driver supplies: the
 orchestrator's real ones (Ray actors) and the benchmark's simulated costs (bench/pipeline.py)
@@ -118,7 +119,8 @@ def _step(phases: Phases, training: _Training, queue: deque[Round], max_stalenes
     row = phases.finish(training.round, training.handle, began, played)
     busy_from = time.perf_counter()
     ahead = _start(phases, queue, max_staleness) if queue and not phases.stopping() else None
-    row = phases.evaluation(row, began, busy_from if ahead is not None else None)
+    busy = ahead is not None and ahead.handle is not None  # a dropped round starts no training
+    row = phases.evaluation(row, began, busy_from if busy else None)
     return Step(row, ([ahead.queued] if ahead is not None else []) + list(queue), last), ahead
 
 

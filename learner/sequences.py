@@ -75,7 +75,10 @@ def answer_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor], keep: 
 
 def selected_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log_softmax(logits)[label] in float32, one sequence at a time (TRL's `selective_log_softmax`
-    does the same), so no float32 copy of the whole batch's logits is made at once."""
+    does the same): the softmax's float32 temporaries are one sequence's. The float32 rows kept
+    for the backward pass still add up to the batch's kept logits; `logits_to_keep` saves the rest."""
+    if not len(logits):
+        return logits.new_zeros(labels.shape, dtype=torch.float32)
     rows = []
     for row, label in zip(logits, labels, strict=True):
         row = row.float()

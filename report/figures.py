@@ -169,7 +169,7 @@ def phase_times(data: RunData) -> Figure | None:
             values = np.array([r["phase_s"].get(phase, 0.0) for r in rows])
             ax.bar(x, values, bottom=bottom, label=label)
             bottom += values
-        ax.plot(x, [r["phase_s"]["learning"] for r in rows], "k.-", label="learner's step (overlaps play with max_staleness > 0)")
+        ax.plot(x, [r["phase_s"]["learning"] for r in rows], "k.-", label="learner's step (overlaps play and evaluation with max_staleness > 0)")
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: the bars fill the axes
         return fig
     learn = np.array([r.get("learner_seconds") or 0.0 for r in rows])
