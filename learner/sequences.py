@@ -5,6 +5,7 @@ chat template's end of turn) with a mask over the response tokens, and the summe
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -68,7 +69,7 @@ def answer_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor], keep: 
     """The logits of the last `keep` positions; a model whose forward takes no `logits_to_keep`
     computes them all and the rest are dropped."""
     base = getattr(model, "get_base_model", lambda: model)()  # a peft model passes it through to its base
-    kwargs = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(base.forward).parameters else {}
+    kwargs = {"logits_to_keep": keep} if _keeps_logits(type(base)) else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, **kwargs).logits
     return logits[:, -keep:]
 
@@ -84,3 +85,9 @@ def selected_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         row = row.float()
         rows.append(row.gather(-1, label.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row, dim=-1))
     return torch.stack(rows)
+
+
+@functools.cache
+def _keeps_logits(model_class: type) -> bool:
+    """Whether a model class's forward takes `logits_to_keep` (asked once a class, not every step)."""
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
