@@ -1,14 +1,18 @@
 """A generator: one vLLM engine serving one policy version at a time.
 
 Plain Python; `actors.actor.generator_actor` hosts it in a Ray actor. The current policy's
-generator receives new weights after every learner step; an opponent generator switches
-between frozen snapshots by loading their checkpoints, or, with LoRA snapshots, answers each
-request with its snapshot's adapter: either way one engine serves a whole league.
+generator receives new weights after every learner step (with LoRA broadcast as an adapter: the
+policy's adapter, served on the base it holds); an opponent generator switches between frozen
+snapshots by loading their checkpoints, or, with LoRA snapshots, answers each request with its
+snapshot's adapter: either way one engine serves a whole league.
 """
 from __future__ import annotations
 
 import gc
+import itertools
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +28,14 @@ class GeneratorError(RuntimeError):
     """A generator could not start or could not take new weights."""
 
 
+class AdapterLike(Protocol):
+    def write(self, path: Path) -> Path: ...
+
+
 class WeightUpdateLike(Protocol):
     version: int
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # empty: the engine keeps its weights (an adapter update on the base it holds)
+    adapter: AdapterLike | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class EngineSpec:
     weight_transfer: str | None = None  # a vLLM weight-transfer backend (nccl, gloo) the learner sends over; None: object store
     tensor_parallel_size: int = 1  # > 1: vLLM's Ray executor, in the placement group the actor was started in
     gpu_memory_utilization: float = 0.9  # vLLM's share of the GPU (less when the generator has part of one)
-    max_loras: int = 0  # > 0: serve snapshots as LoRA adapters on this model, this many in one batch
+    max_loras: int = 0  # > 0: serve LoRA adapters on this model (snapshots; the current policy), this many in one batch
     max_lora_rank: int = 16  # the largest adapter rank it takes (one of vLLM's: 8, 16, 32, ...)
     shared: bool = False  # also answers as snapshots (`generate_as`), going back to its own weights after
 
@@ -92,6 +101,8 @@ class Generator:
         self._metrics = _token_metrics()
         self._tokens = 0  # generated since the last take_tokens: the driver's tokens/s per round
         self._adapter_ids: dict[str, int] = {}  # vLLM tells adapters apart by an integer id
+        self._new_ids = itertools.count(1)
+        self._current: Any = None  # the LoRARequest of the policy this engine serves, when it came as an adapter
         # what a shared engine reloads after a snapshot's answers: its checkpoint, or the last weights it was sent
         self._own: str | dict[str, torch.Tensor] | None = spec.model_path if spec.shared else None
 
@@ -127,7 +138,8 @@ class Generator:
             for seed in per_prompt
         ]
         start = time.perf_counter()
-        outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False, lora_request=adapters)]
+        requests = self._current if adapters is None else adapters
+        outs = [out.outputs[0] for out in self.llm.generate(prompts, params, use_tqdm=False, lora_request=requests)]
         n = sum(len(o.token_ids) for o in outs)
         self._tokens += n
         if self._metrics is not None:
@@ -143,13 +155,35 @@ class Generator:
         return n
 
     def load_weights(self, update: WeightUpdateLike, policy: str = "current") -> int:
-        """Swap in new weights (checkpoint names) and serve them as `update.version` of the
-        learning agent `policy` (the current policy, or with league roles an exploiter)."""
-        self.llm.collective_rpc("receive_weights", args=(update.weights,))
-        self.llm.reset_prefix_cache()
+        """Swap in new weights (checkpoint names), or an adapter on the weights held (a new base
+        first when it comes with one), and serve them as `update.version` of the learning agent
+        `policy` (the current policy, or with league roles an exploiter)."""
+        adapter = getattr(update, "adapter", None)
+        if adapter is not None and not self.spec.max_loras:
+            raise GeneratorError("the policy came as a LoRA adapter, but this engine was started without LoRA serving (max_loras 0)")
+        if update.weights:
+            self.llm.collective_rpc("receive_weights", args=(update.weights,))
+            self.llm.reset_prefix_cache()
+            self._own = update.weights if self.spec.shared else None
+        self._serve_adapter(adapter, f"{policy}-v{update.version}")
         self.policy, self.version = policy, update.version
-        self._own = update.weights if self.spec.shared else None
         return self.version
+
+    def _serve_adapter(self, adapter: AdapterLike | None, name: str) -> None:
+        """Answer from now on with `adapter` on the engine's weights (None: the weights alone),
+        loaded now so that a bad adapter fails the sync, not the next round; the one it replaces
+        is dropped from the engine and from disk."""
+        from vllm.lora.request import LoRARequest
+
+        old, self._current = self._current, None
+        if adapter is not None:
+            lora_id = next(self._new_ids)
+            path = adapter.write(Path(tempfile.mkdtemp(prefix=f"selfplay-{name}-")))
+            self._current = LoRARequest(f"{name}#{lora_id}", lora_id, str(path))  # a name per load: vLLM keys adapters by name too
+            self.llm.llm_engine.add_lora(self._current)
+        if old is not None:
+            self.llm.llm_engine.remove_lora(old.lora_int_id)
+            shutil.rmtree(old.lora_path, ignore_errors=True)
 
     # vLLM's weight-transfer engine (learner/weight_transfer.py drives these through GeneratorsClient)
     def transfer_setup(self) -> tuple[str | None, int, str]:
@@ -254,7 +288,9 @@ class Generator:
                 f"snapshot {name!r} at {path!r} is not a LoRA adapter (adapter_config.json missing), but this engine serves the "
                 "league as adapters on its model: a run whose snapshots are full checkpoints needs learner.lora.snapshots: merged"
             )
-        return LoRARequest(name, self._adapter_ids.setdefault(name, len(self._adapter_ids) + 1), str(path))
+        if name not in self._adapter_ids:
+            self._adapter_ids[name] = next(self._new_ids)
+        return LoRARequest(name, self._adapter_ids[name], str(path))
 
 
 def _lora_serving(spec: EngineSpec) -> dict[str, Any]:

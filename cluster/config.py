@@ -585,9 +585,11 @@ class _RunConfig(_Section):
             raise ValueError(f"generator.snapshot_replicas: 0 has the current policy's engines load each snapshot and then their own weights "
                              f"back, which they cannot keep when they take them over vLLM's {self.transfer_backend} transfer engine: "
                              "set generator.weight_transfer: object_store, or snapshot_replicas >= 1")
-        if self.learner.lora is not None and self.learner.lora.snapshots == "adapters":
-            raise ValueError("learner.lora.snapshots: adapters serves the league as adapters on an engine of its own: set "
-                             "generator.snapshot_replicas >= 1, or learner.lora.snapshots: merged")
+        lora = self.learner.lora
+        if lora is not None and lora.snapshots == "adapters" and lora.broadcast != "adapter":
+            raise ValueError("learner.lora.snapshots: adapters serves the league as adapters on v0, which the current policy's engines hold "
+                             "only when they take the policy as an adapter too: set learner.lora.broadcast: adapter (one engine serves "
+                             "every version), generator.snapshot_replicas >= 1, or learner.lora.snapshots: merged")
         return self
 
     @model_validator(mode="after")

@@ -133,12 +133,16 @@ class Orchestrator:
             snapshots = ray.get(self.league.checkpoints.remote())
             latest = max(snapshots, key=lambda n: snapshots[n][1])
             checkpoint = snapshots[latest]
-        launches = self._launch_generators(str(policy), point.version, latest, checkpoint)  # engines load while the learner loads
+        # engines load while the learner loads; serving the policy as an adapter, on its base v0, which takes the adapter once the learner has it
+        served = self.run.checkpoint("v0") if self.adapter_broadcast else policy
+        launches = self._launch_generators(str(served), point.version, latest, checkpoint)
         self.version = ray.get(self.learner.load_state.remote(str(point.learner)))
         ray.get(self.league.set_rng_state.remote(point.league_rng))
         self.rng.bit_generator.state = point.rng
         self.retention_start = point.retention_start
         self._pools_from(launches)
+        if self.adapter_broadcast:
+            self.policy_pool.sync_from(self.learner)
         self._keep_v0_answers()
         self._start_exploiters(point.learner.parent / "agents")
 
@@ -198,20 +202,28 @@ class Orchestrator:
         lora = self.config.learner.lora
         return lora is not None and lora.snapshots == "adapters"
 
+    @property
+    def adapter_broadcast(self) -> bool:
+        """The learning agents' engines serve their policy as a LoRA adapter on v0 (learner/lora.py)."""
+        lora = self.config.learner.lora
+        return lora is not None and lora.broadcast == "adapter"
+
     def launch_generators(self, role: str, path: str, policy: str, version: int, size: int, seed_offset: int = 0,
                           learning: bool = False, adapters: bool = False, shared: bool = False) -> Launch:
         """A pool of generators named `<role>-<n>`, each starting on the checkpoint at `path` (a
         generator joining later then takes the pool's latest weights), launched without waiting
         (`Launch.pool()` waits). A `learning` agent's pool takes its learner's weights over the
-        configured transfer; snapshots load checkpoints, or with `adapters` are LoRA adapters on
-        `path`; a `shared` pool answers for the snapshots as well as for its own policy."""
+        configured transfer (with `learner.lora.broadcast: adapter`, as an adapter on `path`, v0);
+        snapshots load checkpoints, or with `adapters` are LoRA adapters on `path`; a `shared` pool
+        answers for the snapshots as well as for its own policy."""
         cfg = self.config
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         lora = cfg.learner.lora
         spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
-                          max_loras=lora.max_adapters if adapters and lora else 0, max_lora_rank=lora.served_rank if lora else 16,
+                          max_loras=lora.max_adapters if lora and (adapters or learning and self.adapter_broadcast) else 0,
+                          max_lora_rank=lora.served_rank if lora else 16,
                           shared=shared)
 
         def start(serial: int) -> Any:
@@ -243,12 +255,15 @@ class Orchestrator:
         self.exploiter_learners += learners.values()
         loads = [learner.load_state.remote(str(saved / name)) for name, learner in learners.items()] if saved else []
         versions = dict(zip(learners, ray.get(loads))) if saved else dict.fromkeys(learners, 0)
-        launches = {name: self.launch_generators(f"generator-{name}", str(policies[name]), name, versions[name], 1, seed_offset=k, learning=True)
+        served = dict.fromkeys(roles, self.run.checkpoint("v0")) if self.adapter_broadcast else policies  # adapters on v0, as the main agent's
+        launches = {name: self.launch_generators(f"generator-{name}", str(served[name]), name, versions[name], 1, seed_offset=k, learning=True)
                     for k, name in enumerate(roles, start=1)}
         for name, role in roles.items():
             if saved is None:
                 ray.get(self.league.add_agent.remote(name, role))
             self.exploiters[name] = Agent(name, role, learners[name], launches[name].pool(), versions[name])
+            if saved is not None and self.adapter_broadcast:
+                self.exploiters[name].generator.sync_from(learners[name], name)
 
     def main_agent(self) -> Agent:
         """The current policy as a learning agent, like the exploiters: its learner and generators."""

@@ -24,7 +24,9 @@ from learner.dpo import DPOLoss, dpo_loss
 from learner.lora import (
     ADAPTER,
     REFERENCE,
+    AdapterFiles,
     LoRAOptions,
+    adapter_files,
     adapter_weights,
     base_weights,
     fold_adapter,
@@ -70,10 +72,12 @@ class DPOSettings:
 
 @dataclass(frozen=True)
 class WeightUpdate:
-    """What a generator needs to serve a new policy version: checkpoint-format names and tensors."""
+    """What a generator needs to serve a new policy version: checkpoint-format names and tensors,
+    or with LoRA broadcast as an adapter, the adapter (and the base's weights when they changed)."""
 
     version: int
     weights: dict[str, torch.Tensor]
+    adapter: AdapterFiles | None = None
 
 
 class Learner:
@@ -112,6 +116,7 @@ class Learner:
         # (version, copy) of what the generators serve, kept by `keep_served` for snapshots taken while training goes on
         self._served: tuple[int, dict[str, torch.Tensor]] | None = None
         self._keep_served = False
+        self._base_sent = False  # with the policy broadcast as an adapter: whether the generators hold this base
 
     def _trainable(self, model: torch.nn.Module) -> Any:
         """`model` in training mode, with LoRA's adapters where the recipe asks for them."""
@@ -166,6 +171,7 @@ class Learner:
         start = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(self.device)
         if self.lora:
             self.policy = self._trainable(start)
+            self._base_sent = False
         else:
             self._load_weights(self.policy, start.state_dict())
             self.refresh_reference()
@@ -446,11 +452,24 @@ class Learner:
         """The current weights under their checkpoint names, detached copies safe to ship. With
         `served`, for a generator joining the others: the version they serve, which is the copy
         `keep_served` kept when a later version has been trained since."""
+        if self._adapter_broadcast:
+            return self._adapter_update(served)
         if served and self._served is not None and not self._adapter_snapshots:
             return WeightUpdate(*self._served)
         update = WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
         if not served:
             self._keep(update.weights)
+        return update
+
+    def _adapter_update(self, served: bool) -> WeightUpdate:
+        """The policy as its adapter, with the base's weights when the generators may not hold
+        them: a generator joining (`served`), or the base changed since the last broadcast."""
+        version, kept = self._served if served and self._served is not None else (self.version, None)
+        base = {k: v.detach().to("cpu", copy=True) for k, v in base_weights(self.policy).items()} if served or not self._base_sent else {}
+        update = WeightUpdate(version, base, adapter_files(self.policy, weights=kept))
+        if not served:
+            self._base_sent = True
+            self._keep()
         return update
 
     def keep_served(self) -> None:
@@ -475,6 +494,10 @@ class Learner:
     @property
     def _adapter_snapshots(self) -> bool:
         return bool(self.lora and self.lora.snapshots == "adapters")
+
+    @property
+    def _adapter_broadcast(self) -> bool:
+        return bool(self.lora and self.lora.broadcast == "adapter")
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The policy's full weights under the model's own names (with LoRA: merged, learner/lora.py;
@@ -549,6 +572,7 @@ class Learner:
             fold_adapter(self.policy)
             self.optimizer = self._dpo_optimizer()
             self._sft_optimizer = None
+            self._base_sent = False
 
     def save_state(self, path: str | Path) -> str:
         """Everything a resumed run needs to go on exactly where this one is: the policy (a
@@ -588,6 +612,7 @@ class Learner:
             self._load_weights(self.reference, torch.load(path / "reference.pt", weights_only=True, map_location=self.device))
         else:
             load_base_weights(self.policy, torch.load(path / "base.pt", weights_only=True, map_location=self.device))
+            self._base_sent = False
             adapters = torch.load(path / "adapters.pt", weights_only=True, map_location=self.device)
             for name in (ADAPTER, REFERENCE):
                 load_adapter_weights(self.policy, adapters[name], name)

@@ -7,25 +7,30 @@ refreshing the reference copies the policy's adapter into it, so "the reference 
 policy every N iterations" means what it means without LoRA, the optimizer goes on, and the
 base never changes (every version of the policy is the one base plus an adapter).
 
-The generators, checkpoints and snapshots get merged weights under the base model's own
-names (W + the adapter's delta, computed, the base never modified), so vLLM and transformers
-load them unchanged. A resumable state holds those merged weights as its checkpoint (what a
-resumed run's generators serve) and the base and the adapters beside them.
+Checkpoints get merged weights under the base model's own names (W + the adapter's delta,
+computed, the base never modified), so vLLM and transformers load them unchanged; so do the
+current policy's generators with `broadcast: merged`. With `broadcast: adapter` they get the base
+once (again only when it changes: a fold, a reset, a resume) and then the adapter alone, served
+as a LoRARequest on that base (actors/generator.py): a few MB a step instead of the whole model.
+A resumable state holds the merged weights as its checkpoint and the base and the adapters beside them.
 
 With `snapshots: adapters` (the default) the league's frozen snapshots are adapters instead:
 the warm-up is folded into the base before v0 is frozen, so v0 is the base and every later
 snapshot (the exploiters' too, which start from v0) is an adapter on it, saved in peft's format.
 One vLLM engine on v0 then serves the whole league, an adapter per request (actors/generator.py).
 
-Not yet: the current policy sent to its generators as an adapter, and merged weights over
-vLLM's weight-transfer engine (the recipe is refused; the object store carries them).
+Not yet: LoRA over vLLM's weight-transfer engine (the recipe is refused; the object store carries
+merged weights or adapters).
 """
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -52,12 +57,19 @@ class LoRAOptions(RecipeSection):
         "adapters", description="the league's snapshots as adapters on v0, served by one engine (adapters), or as full checkpoints (merged)"
     )
     max_adapters: int = Field(8, ge=1, description="snapshot adapters one engine batch holds (vLLM's max_loras); more are swapped in")
-
+    broadcast: Literal["merged", "adapter"] = Field(
+        "merged", description="the current policy to its generators as full merged weights every step, or as its adapter on the base"
+    )
 
     @model_validator(mode="after")
     def _servable(self) -> LoRAOptions:
-        if self.snapshots == "adapters" and self.rank > VLLM_RANKS[-1]:
-            raise ValueError(f"vLLM serves adapters of rank {VLLM_RANKS[-1]} at most: lower learner.lora.rank or set learner.lora.snapshots: merged")
+        served = [what for what, on in (("snapshots: adapters", self.snapshots == "adapters"), ("broadcast: adapter", self.broadcast == "adapter")) if on]
+        if served and self.rank > VLLM_RANKS[-1]:
+            raise ValueError(f"vLLM serves adapters of rank {VLLM_RANKS[-1]} at most ({served[0]}): lower learner.lora.rank, or set "
+                             "learner.lora.snapshots: merged and broadcast: merged")
+        if self.broadcast == "adapter" and self.snapshots != "adapters":
+            raise ValueError("learner.lora.broadcast: adapter serves every version as an adapter on v0, so the snapshots are adapters too: "
+                             "set learner.lora.snapshots: adapters, or broadcast: merged")
         return self
 
     @property
@@ -118,21 +130,40 @@ def fold_adapter(model: PeftModel) -> None:
                 param.zero_()
 
 
+@dataclass(frozen=True)
+class AdapterFiles:
+    """An adapter as peft saves it, in memory: what a generator writes to disk for vLLM's
+    LoRARequest (which loads adapters from a directory) when the policy is broadcast as an adapter."""
+
+    config: dict[str, Any]  # adapter_config.json
+    weights: dict[str, torch.Tensor]  # adapter_model.safetensors, on the CPU
+
+    def write(self, path: Path) -> Path:
+        from safetensors.torch import save_file
+
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "adapter_config.json").write_text(json.dumps(self.config, indent=2, sort_keys=True))
+        save_file({k: v.contiguous() for k, v in self.weights.items()}, str(path / "adapter_model.safetensors"), metadata={"format": "pt"})
+        return path
+
+
+def adapter_files(model: PeftModel, base: str | None = None, weights: dict[str, torch.Tensor] | None = None) -> AdapterFiles:
+    """The policy's adapter (or `weights`, as `adapter_weights` gave them) in peft's format,
+    naming `base` (when given) as its base model; copies on the CPU, safe to ship."""
+    config = copy.deepcopy(model.peft_config[ADAPTER])
+    config.inference_mode = True
+    if base is not None:
+        config.base_model_name_or_path = str(Path(base).resolve())
+    # as peft's own save_pretrained writes it: sets (target_modules resolved from all-linear) as lists
+    fields = {k: sorted(v) if isinstance(v, set) else v for k, v in config.to_dict().items()}
+    tensors = adapter_weights(model) if weights is None else weights
+    return AdapterFiles(fields, {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()})
+
+
 def save_adapter(model: PeftModel, path: Path, base: str, weights: dict[str, torch.Tensor] | None = None) -> None:
-    """The policy's adapter (or `weights`, as `adapter_weights` gave them) in peft's format
-    (adapter_config.json, adapter_model.safetensors), naming `base` as its base model, so peft's
+    """The policy's adapter (or `weights`) on disk, naming `base` as its base model, so peft's
     `PeftModel.from_pretrained` and vLLM's `LoRARequest` load it as it is."""
-    import copy
-
-    from safetensors.torch import save_file
-
-    config = copy.deepcopy(model.peft_config[ADAPTER])  # as peft's own save_pretrained writes it
-    config.base_model_name_or_path, config.inference_mode = str(Path(base).resolve()), True
-    if weights is None:
-        weights = adapter_weights(model)
-    path.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(str(path))
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(path / "adapter_model.safetensors"), metadata={"format": "pt"})
+    adapter_files(model, base, weights).write(path)
 
 
 def base_weights(model: PeftModel) -> dict[str, torch.Tensor]:

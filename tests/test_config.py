@@ -139,9 +139,13 @@ def test_snapshots_answered_by_the_current_policys_engines_need_weights_it_can_l
     assert parse_config(shared).generator.snapshot_replicas == 0
     with pytest.raises(ConfigError, match="snapshot_replicas: 0 .* over vLLM's gloo transfer engine: set generator.weight_transfer: object_store"):
         parse_config({"generator": {"snapshot_replicas": 0, "weight_transfer": "gloo"}})
-    with pytest.raises(ConfigError, match="snapshots: adapters serves the league .*: set generator.snapshot_replicas >= 1"):
+    with pytest.raises(ConfigError, match="snapshots: adapters serves the league .*: set learner.lora.broadcast: adapter .*generator.snapshot_replicas >= 1"):
         parse_config({**shared, "learner": {"lora": {}}})
     assert parse_config({**shared, "learner": {"lora": {"snapshots": "merged"}}}).learner.lora.snapshots == "merged"
+    # the policy as an adapter on v0: the same engine serves every version, the snapshots' too
+    assert parse_config({**shared, "learner": {"lora": {"broadcast": "adapter"}}}).learner.lora.broadcast == "adapter"
+    with pytest.raises(ConfigError, match="broadcast: adapter serves every version as an adapter on v0.*set learner.lora.snapshots: adapters"):
+        parse_config({"learner": {"lora": {"broadcast": "adapter", "snapshots": "merged"}}})
 
 
 def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> None:
@@ -154,7 +158,7 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
         parse_config({"dpo": {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0, -1.0]}})
     with pytest.raises(ConfigError, match="target_modules"):
         parse_config({"learner": {"lora": {"target_modules": []}}})
-    with pytest.raises(ConfigError, match="vLLM serves adapters of rank 512 at most.*snapshots: merged"):
+    with pytest.raises(ConfigError, match="vLLM serves adapters of rank 512 at most .snapshots: adapters.*snapshots: merged"):
         parse_config({"learner": {"lora": {"rank": 1024}}})
     assert parse_config({"learner": {"lora": {"rank": 1024, "snapshots": "merged"}}}).learner.lora.rank == 1024
     assert [LoRAOptions(rank=r).served_rank for r in (1, 4, 16, 17, 300)] == [1, 8, 16, 32, 320]

@@ -147,10 +147,48 @@ def test_one_engine_serves_a_league_of_adapters_as_their_merged_checkpoints_answ
     ray.kill(reloading)
 
 
-def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_cluster, tiny_model: Path, tmp_path: Path) -> None:
+def test_the_policy_broadcast_as_an_adapter_answers_as_its_merged_weights(ray_cluster, tiny_model: Path) -> None:
+    """`broadcast: adapter`: the base goes out once (again after a fold changes it, and to a
+    generator joining), then the adapter alone, and an engine serving it on the base answers
+    greedily token for token as one given the merged weights."""
+    from actors.actor import generator_actor
+    from actors.generator import GREEDY, EngineSpec
+    from learner.learner import WeightUpdate
+
+    lora = LoRAOptions(rank=8, alpha=16, broadcast="adapter")
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2, ref_refresh_every=0), lora=lora)
+    prompts = [p for p in PAIRS["prompt"].to_pylist() for _ in range(2)]
+    adapter = generator_actor("test-adapter-broadcast", EngineSpec(str(tiny_model), dtype="float32", max_loras=1, max_lora_rank=8), "current", 0)
+    merged = generator_actor("test-merged-broadcast", EngineSpec(str(tiny_model), dtype="float32"), "current", 0)
+    before = ray.get(adapter.generate.remote(prompts, GREEDY))
+    with_base = []
+    for step in range(3):
+        if step == 2:
+            learner.fold_adapter()  # the base changes: it goes out again
+        learner.train(PAIRS)
+        update = learner.publish()
+        with_base.append(bool(update.weights))
+        assert ray.get(adapter.load_weights.remote(update)) == learner.version
+        ray.get(merged.load_weights.remote(WeightUpdate(learner.version, learner.weights())))
+        answers = ray.get(adapter.generate.remote(prompts, GREEDY))
+        assert answers == ray.get(merged.generate.remote(prompts, GREEDY)), step
+    assert with_base == [True, False, True]
+    assert answers != before
+    joining = learner.publish(served=True)
+    assert joining.weights.keys() == base_weights(learner.policy).keys() and joining.adapter is not None
+    with pytest.raises(ray.exceptions.RayTaskError, match="came as a LoRA adapter, but this engine was started without LoRA serving"):
+        ray.get(merged.load_weights.remote(joining))
+    ray.kill(adapter)
+    ray.kill(merged)
+
+
+@pytest.mark.parametrize("served", [{"broadcast": "merged", "snapshot_replicas": 1}, {"broadcast": "adapter", "snapshot_replicas": 0}],
+                         ids=["merged-and-a-snapshot-engine", "one-engine-of-adapters"])
+def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_cluster, tiny_model: Path, tmp_path: Path, served: dict) -> None:
     """The tiny model's run with learner.lora: merged weights reach the generators under the
-    model's own names (each iteration a new version), snapshots are adapters on v0 that the
-    snapshot engine serves, and a resumed run takes up the adapters."""
+    model's own names (each iteration a new version) and a snapshot engine serves the adapters on
+    v0, or one engine on v0 serves the current policy and every snapshot as adapters; a resumed
+    run takes up the adapters."""
     # LoRA adapts a trained model (from scratch its frozen random embeddings leave the adapters
     # little to learn from): the tiny model's SFT first, with full weights, as the starting point
     import numpy as np
@@ -167,8 +205,9 @@ def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_clus
     start = sft.save_checkpoint(tmp_path / "sft")
     run_dir = tmp_path / "run"
     recipe = tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": 48}, sft={"steps": 0},
-                      learner={"lora": {"rank": 8, "alpha": 16}}, dpo={"learning_rate": 5e-3, "ref_refresh_every": 0},
-                      league={"admission_threshold": 0.01, "min_admission_games": 1}, generator={"snapshot_replicas": 1})
+                      learner={"lora": {"rank": 8, "alpha": 16, "broadcast": served["broadcast"]}},
+                      dpo={"learning_rate": 5e-3, "ref_refresh_every": 0}, league={"admission_threshold": 0.01, "min_admission_games": 1},
+                      generator={"snapshot_replicas": served["snapshot_replicas"]})
     recipe["model"] = {"path": start}
     run_self_play(parse_config(recipe), show_progress=False)
     rows = read_metrics(run_dir)
