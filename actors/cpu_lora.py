@@ -30,6 +30,8 @@ def _grouped(inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor,
         weights = weights.squeeze(1)
     inputs, weights = inputs.to(dtype), weights.to(dtype)
     slots, out_dim, in_dim = weights.shape
+    if slots == 1:  # an engine serving one adapter (the current policy's, broadcast as an adapter): one product
+        return (inputs @ weights[0].T) * (indices >= 0).to(dtype).unsqueeze(1)
     if inputs.shape[0] <= BLOCK_TOKENS:
         valid = (indices >= 0).to(dtype).unsqueeze(1)
         # each token's inputs in its own slot's block, zeros elsewhere: one product with every slot's matrix

@@ -49,6 +49,7 @@ from league.roles import RoleRules
 from learner.actor import kill_learner, learner_actor
 from learner.checkpoint import fresh_beside, move_into_place
 from learner.learner import DPOSettings
+from learner.lora import LoRAOptions
 from learner.pretrained import is_builtin, resolve_model
 from learner.tiny_model import TINY_CONTEXT, build_tiny_model
 from prompts.chat import PromptRenderer
@@ -222,7 +223,7 @@ class Orchestrator:
         lora = cfg.learner.lora
         spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
-                          max_loras=lora.max_adapters if lora and (adapters or learning and self.adapter_broadcast) else 0,
+                          max_loras=_adapter_slots(lora, adapters or shared, learning and self.adapter_broadcast),
                           max_lora_rank=lora.served_rank if lora else 16,
                           shared=shared)
 
@@ -850,3 +851,13 @@ def judge_spec(judge: JudgeConfig, config: RunConfig | None = None) -> JudgeSpec
         constitution=principles, template=judge.template, pattern=judge.verdict_pattern,
         task=config.task if config is not None else None, task_seed=config.seed if config is not None else 0,
     )
+
+
+def _adapter_slots(lora: LoRAOptions | None, league: bool, policy: bool) -> int:
+    """vLLM's max_loras for an engine: the league's adapters in one batch when it answers for the
+    snapshots as adapters, one for a learning agent's engine that takes its policy as an adapter."""
+    if lora is None:
+        return 0
+    if league and lora.snapshots == "adapters":
+        return lora.max_adapters
+    return 1 if policy else 0

@@ -10,13 +10,14 @@ from actors import cpu_lora
 SLOTS, RANK, HIDDEN, OUT = 4, 8, 32, 48
 
 
+@pytest.mark.parametrize("slots", [SLOTS, 1])  # 1: an engine serving the current policy's adapter alone
 @pytest.mark.parametrize("tokens", [5, cpu_lora.BLOCK_TOKENS + 40])
-def test_grouped_ops_equal_vllms_and_leave_tokens_without_an_adapter_alone(tokens: int) -> None:
+def test_grouped_ops_equal_vllms_and_leave_tokens_without_an_adapter_alone(tokens: int, slots: int) -> None:
     g = torch.Generator().manual_seed(tokens)
-    a, b = torch.randn(SLOTS, 1, RANK, HIDDEN, generator=g), torch.randn(SLOTS, 1, OUT, RANK, generator=g)
+    a, b = torch.randn(slots, 1, RANK, HIDDEN, generator=g), torch.randn(slots, 1, OUT, RANK, generator=g)
     x, low = torch.randn(tokens, HIDDEN, generator=g), torch.randn(tokens, RANK, generator=g)
-    indices = torch.randint(-1, SLOTS, (tokens,), generator=g)
-    indices[:2] = torch.tensor([-1, SLOTS - 1])  # both kinds present whatever the draw
+    indices = torch.randint(-1, slots, (tokens,), generator=g)
+    indices[:2] = torch.tensor([-1, slots - 1])  # both kinds present whatever the draw
     has = indices >= 0
 
     ours, theirs = torch.zeros(tokens, RANK), torch.zeros(tokens, RANK)
