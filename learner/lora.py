@@ -11,7 +11,7 @@ Checkpoints get merged weights under the base model's own names (W + the adapter
 computed, the base never modified), so vLLM and transformers load them unchanged; so do the
 current policy's generators with `broadcast: merged`. With `broadcast: adapter` they get the base
 once (again only when it changes: a fold, a reset, a resume) and then the adapter alone, served
-as a LoRARequest on that base (actors/generator.py): a few MB a step instead of the whole model.
+as a LoRARequest on that base (actors/generator.py): 18.6 MB a step at rank 16 on SmolLM2-135M, not 513.
 A resumable state holds the merged weights as its checkpoint and the base and the adapters beside them.
 
 With `snapshots: adapters` (the default) the league's frozen snapshots are adapters instead:
