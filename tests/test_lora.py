@@ -176,6 +176,8 @@ def test_the_policy_broadcast_as_an_adapter_answers_as_its_merged_weights(ray_cl
     assert answers != before
     joining = learner.publish(served=True)
     assert joining.weights.keys() == base_weights(learner.policy).keys() and joining.adapter is not None
+    assert ray.get(adapter.load_weights.remote(joining)) == learner.version  # base and adapter again: the same policy
+    assert ray.get(adapter.generate.remote(prompts, GREEDY)) == answers
     with pytest.raises(ray.exceptions.RayTaskError, match="came as a LoRA adapter, but this engine was started without LoRA serving"):
         ray.get(merged.load_weights.remote(joining))
     ray.kill(adapter)
