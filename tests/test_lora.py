@@ -184,13 +184,18 @@ def test_the_policy_broadcast_as_an_adapter_answers_as_its_merged_weights(ray_cl
     ray.kill(merged)
 
 
-@pytest.mark.parametrize("served", [{"broadcast": "merged", "snapshot_replicas": 1}, {"broadcast": "adapter", "snapshot_replicas": 0}],
-                         ids=["merged-and-a-snapshot-engine", "one-engine-of-adapters"])
+ROLES = {"matchmaking": "alphastar", "roles": {"min_iterations": 1, "max_iterations": 1, "games_per_iteration": 16}}
+
+
+@pytest.mark.parametrize("served", [{"broadcast": "merged", "snapshot_replicas": 1, "league": {}},
+                                    {"broadcast": "adapter", "snapshot_replicas": 0, "league": ROLES}],
+                         ids=["merged-and-a-snapshot-engine", "one-engine-of-adapters-and-exploiters"])
 def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_cluster, tiny_model: Path, tmp_path: Path, served: dict) -> None:
     """The tiny model's run with learner.lora: merged weights reach the generators under the
     model's own names (each iteration a new version) and a snapshot engine serves the adapters on
-    v0, or one engine on v0 serves the current policy and every snapshot as adapters; a resumed
-    run takes up the adapters."""
+    v0; or every learning agent's engine takes its policy as an adapter on v0, the main agent's
+    serving every snapshot too, and an exploiter reset to v0 answers as v0 did. A resumed run
+    takes up the adapters."""
     # LoRA adapts a trained model (from scratch its frozen random embeddings leave the adapters
     # little to learn from): the tiny model's SFT first, with full weights, as the starting point
     import numpy as np
@@ -208,11 +213,15 @@ def test_a_lora_run_through_selfplay_run_snapshots_adapters_and_resumes(ray_clus
     run_dir = tmp_path / "run"
     recipe = tiny_run(run_dir, self_play={"iterations": 2, "games_per_iteration": 48}, sft={"steps": 0},
                       learner={"lora": {"rank": 8, "alpha": 16, "broadcast": served["broadcast"]}},
-                      dpo={"learning_rate": 5e-3, "ref_refresh_every": 0}, league={"admission_threshold": 0.01, "min_admission_games": 1},
+                      dpo={"learning_rate": 5e-3, "ref_refresh_every": 0},
+                      league={"admission_threshold": 0.01, "min_admission_games": 1, **served["league"]},
                       generator={"snapshot_replicas": served["snapshot_replicas"]})
     recipe["model"] = {"path": start}
     run_self_play(parse_config(recipe), show_progress=False)
     rows = read_metrics(run_dir)
+    if served["league"]:  # the reset exploiter's fresh adapter on v0, the base sent again: v0's greedy answers
+        resets = [r["exploiters"]["main_exploiter"] for r in rows[1:] if r["exploiters"]["main_exploiter"]["reset"]]
+        assert resets and all(x["accuracy"] == rows[0]["accuracy"] for x in resets), (rows[0]["accuracy"], resets)
     assert [(r["version"], r["pairs"] > 0) for r in rows[1:]] == [(1, True), (2, True)], [(r.get("pairs"), r.get("games")) for r in rows]
     snapshots = [p for p in (run_dir / "checkpoints").iterdir() if p.name != "v0"]
     assert snapshots and all((p / "adapter_config.json").is_file() and not (p / "config.json").exists() for p in snapshots)
