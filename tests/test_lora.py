@@ -259,3 +259,19 @@ def test_a_snapshot_adapter_of_the_served_version_while_a_later_one_trains(tiny_
     saved = load_file(Path(learner.save_snapshot(tmp_path / "v1", tiny_model, version=1)) / "adapter_model.safetensors")
     assert saved.keys() == served.keys() and all(torch.equal(v, served[k]) for k, v in saved.items())
     assert not all(torch.equal(v, adapter_weights(learner.policy)[k]) for k, v in saved.items())
+
+
+def test_a_generator_joining_while_a_later_version_trains_gets_the_served_adapter(tiny_model: Path) -> None:
+    """With the policy broadcast as an adapter and `keep_served`, a joining generator's update is
+    the served version's adapter, with the base (which it may not hold), not the training one's."""
+    learner = Learner(tiny_model, DPOSettings(learning_rate=5e-2, batch_size=2), lora=LoRAOptions(rank=4, broadcast="adapter"))
+    learner.train(PAIRS)
+    learner.keep_served()
+    learner.publish()  # version 1 served
+    served = adapter_weights(learner.policy)
+    learner.train(PAIRS)  # version 2 trains
+    joining = learner.publish(served=True)
+    assert joining.version == 1 and joining.weights.keys() == base_weights(learner.policy).keys()
+    assert joining.adapter is not None and all(torch.equal(v, served[k]) for k, v in joining.adapter.weights.items())
+    assert not all(torch.equal(v, adapter_weights(learner.policy)[k]) for k, v in joining.adapter.weights.items())
+    assert learner.publish().version == 2 and learner.publish().weights == {}  # the broadcasts: the base went out with version 1
