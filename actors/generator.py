@@ -164,7 +164,8 @@ class Generator:
         if update.weights:
             self.llm.collective_rpc("receive_weights", args=(update.weights,))
             self.llm.reset_prefix_cache()
-            self._own = update.weights if self.spec.shared else None
+            # what a shared engine reloads after a snapshot's answers (with adapters it never leaves its own weights)
+            self._own = update.weights if self.spec.shared and not self.spec.max_loras else None
         self._serve_adapter(adapter, f"{policy}-v{update.version}")
         self.policy, self.version = policy, update.version
         return self.version
@@ -175,12 +176,17 @@ class Generator:
         is dropped from the engine and from disk."""
         from vllm.lora.request import LoRARequest
 
-        old, self._current = self._current, None
+        old, new = self._current, None
         if adapter is not None:
             lora_id = next(self._new_ids)
             path = adapter.write(Path(tempfile.mkdtemp(prefix=f"selfplay-{name}-")))
-            self._current = LoRARequest(f"{name}#{lora_id}", lora_id, str(path))  # a name per load: vLLM keys adapters by name too
-            self.llm.llm_engine.add_lora(self._current)
+            new = LoRARequest(f"{name}#{lora_id}", lora_id, str(path))  # a name per load: vLLM keys adapters by name too
+            try:
+                self.llm.llm_engine.add_lora(new)
+            except Exception:
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+        self._current = new
         if old is not None:
             self.llm.llm_engine.remove_lora(old.lora_int_id)
             shutil.rmtree(old.lora_path, ignore_errors=True)
@@ -297,7 +303,9 @@ def _lora_serving(spec: EngineSpec) -> dict[str, Any]:
     """vLLM's LoRA arguments for an engine serving snapshot adapters (none otherwise)."""
     if not spec.max_loras:
         return {}
-    return {"enable_lora": True, "max_loras": spec.max_loras, "max_lora_rank": spec.max_lora_rank}
+    # a shared engine keeps the current policy's adapter in its CPU cache beside a full batch of the league's
+    return {"enable_lora": True, "max_loras": spec.max_loras, "max_lora_rank": spec.max_lora_rank,
+            "max_cpu_loras": spec.max_loras + (1 if spec.shared else 0)}
 
 
 def _cpu_workarounds() -> dict[str, Any]:

@@ -561,7 +561,7 @@ class _RunConfig(_Section):
     def _lora_weights_by_object_store(self) -> RunConfig:
         if self.learner.lora is not None and self.transfer_backend is not None:
             raise ValueError(
-                f"learner.lora sends merged weights through Ray's object store, not vLLM's {self.transfer_backend} transfer "
+                f"learner.lora sends its updates (merged weights or adapters) through Ray's object store, not vLLM's {self.transfer_backend} transfer "
                 "engine yet: set generator.weight_transfer: object_store"
             )
         if self.learner.lora is not None and "skill" in self.self_play.modes:

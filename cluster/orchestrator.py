@@ -221,6 +221,9 @@ class Orchestrator:
         g = cfg.generator
         transfer = cfg.transfer_backend if learning else None
         lora = cfg.learner.lora
+        # adapter-only updates are deltas on v0, the base every learner holds after the warm-up's fold (exploiters reset
+        # to it, a resume loads it): a generator joining later takes the pool's latest update, so it must start there too
+        assert not (learning and self.adapter_broadcast) or Path(path) == self.run.checkpoint("v0"), path
         spec = EngineSpec(path, cfg.model.dtype, self.max_model_len, g.kv_cache_bytes, cfg.seed + seed_offset,
                           transfer, g.tensor_parallel_size, g.gpu_memory_utilization,
                           max_loras=_adapter_slots(lora, adapters or shared, learning and self.adapter_broadcast),

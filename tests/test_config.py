@@ -152,7 +152,7 @@ def test_lora_weights_go_by_the_object_store_and_loss_weights_are_checked() -> N
     gpus = {"generator": {"num_gpus": 1}, "cluster": {"num_learner_gpus": 1}}
     assert parse_config(gpus).transfer_backend == "nccl"
     assert parse_config({**gpus, "learner": {"lora": {"rank": 8}}}).transfer_backend is None  # auto: the object store
-    with pytest.raises(ConfigError, match="learner.lora sends merged weights through Ray's object store"):
+    with pytest.raises(ConfigError, match="learner.lora sends its updates .merged weights or adapters. through Ray's object store"):
         parse_config({"learner": {"lora": {}}, "generator": {"weight_transfer": "gloo"}})
     with pytest.raises(ConfigError, match="negative weight"):
         parse_config({"dpo": {"loss_type": ["sigmoid", "ipo"], "loss_weights": [1.0, -1.0]}})
