@@ -70,6 +70,9 @@ class DPOSettings:
         return list(zip(self.loss_type, weights, strict=True)) + ([("sft", self.nll_weight)] if self.nll_weight else [])
 
 
+TIED_HEAD = "lm_head.weight"  # left out of what is sent when it is the input embeddings (`_shipped`)
+
+
 @dataclass(frozen=True)
 class WeightUpdate:
     """What a generator needs to serve a new policy version: checkpoint-format names and tensors,
@@ -456,7 +459,7 @@ class Learner:
             return self._adapter_update(served)
         if served and self._served is not None and not self._adapter_snapshots:
             return WeightUpdate(*self._served)
-        update = WeightUpdate(self.version, {k: v.detach().to("cpu", copy=True) for k, v in self.weights().items()})
+        update = WeightUpdate(self.version, _shipped(self.weights()))
         if not served:
             self._keep(update.weights)
         return update
@@ -465,7 +468,7 @@ class Learner:
         """The policy as its adapter, with the base's weights when the generators may not hold
         them: a generator joining (`served`), or the base changed since the last broadcast."""
         version, kept = self._served if served and self._served is not None else (self.version, None)
-        base = {k: v.detach().to("cpu", copy=True) for k, v in base_weights(self.policy).items()} if served or not self._base_sent else {}
+        base = _shipped(base_weights(self.policy)) if served or not self._base_sent else {}
         update = WeightUpdate(version, base, adapter_files(self.policy, weights=kept))
         if not served:
             self._base_sent = True
@@ -625,6 +628,14 @@ class Learner:
         self.rng.bit_generator.state = counters["rng"]
         self.baseline = RoleBaseline(self.settings.baseline_decay, counters.get("baseline"))
         return self.version
+
+
+def _shipped(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies of `weights` to send, an output head tied to the input embeddings left
+    out (the same tensor: a sixth of SmolLM2-135M's bytes); the receiver restores it (actors/weight_sync.py)."""
+    embedding = next((v for k, v in weights.items() if k.endswith("embed_tokens.weight")), None)
+    tied = embedding is not None and TIED_HEAD in weights and weights[TIED_HEAD].data_ptr() == embedding.data_ptr()
+    return {k: v.detach().to("cpu", copy=True) for k, v in weights.items() if not (tied and k == TIED_HEAD)}
 
 
 def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:

@@ -146,7 +146,7 @@ class WeightSender:
         world = 1 + len(generators) * ranks_per_generator
         self.client = GeneratorsClient(generators, ranks_per_generator, timeout_s)
         wire = getattr(torch, self.client.check_setup(backend), None)
-        source = CastSource(module, wire) if isinstance(wire, torch.dtype) else ModuleSource(module)
+        source = CastSource(module, wire if isinstance(wire, torch.dtype) else None)
         info = _trainer_info(backend, host, free_port(host), world, timeout_s)
         self.engine = WeightTransferTrainerFactory.trainer_init(info, client=self.client, source=source)
 
@@ -161,19 +161,22 @@ class WeightSender:
 
 class CastSource(ModuleSource):
     """vLLM's `ModuleSource`, floating-point parameters sent in the engines' dtype (`.to` of a
-    tensor already in it is the tensor itself: no copy for fp32 engines)."""
+    tensor already in it is the tensor itself: no copy for fp32 engines; None: as they are). A parameter under two
+    names (an output head tied to the input embeddings) goes under both: a reload that lacks the
+    head's name puts back the head the engine held before (actors/weight_sync.py)."""
 
-    def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype | None) -> None:
         super().__init__(module)
         self.dtype = dtype
 
     def metadata(self) -> list[ParamMeta]:
-        return [ParamMeta(m.name, self.dtype if m.dtype.is_floating_point else m.dtype, m.shape) for m in super().metadata()]
+        return [ParamMeta(name, self.dtype if self.dtype and p.dtype.is_floating_point else p.dtype, tuple(p.shape))
+                for name, p in self._module.named_parameters(remove_duplicate=False)]
 
     def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
-        for name, param in self._module.named_parameters():
+        for name, param in self._module.named_parameters(remove_duplicate=False):
             tensor = materialize_full_tensor(param)
-            yield name, tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+            yield name, tensor.to(self.dtype) if self.dtype and tensor.is_floating_point() else tensor
 
 
 def _trainer_info(backend: str, host: str, port: int, world: int, timeout_s: float) -> Any:

@@ -91,7 +91,13 @@ def test_a_tied_models_checkpoint_reloads_with_its_head(ray_cluster, tmp_path: P
     ray.get(reloaded.load_checkpoint.remote(str(tmp_path / "b"), "b", 1))
     assert ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY)) == expected
     ray.get(reloaded.load_checkpoint.remote(str(first), "a", 0))
+    first_answers = ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY))
     ray.get(reloaded.load_weights.remote(WeightUpdate(1, saved)))
     assert ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY)) == expected
+    # the learner does not send a tied head twice: the engine restores it from the embeddings
+    shipped = Learner(first, DPOSettings()).publish()
+    assert "lm_head.weight" not in shipped.weights and "model.embed_tokens.weight" in shipped.weights
+    ray.get(started.load_weights.remote(shipped))
+    assert ray.get(started.generate_tokens.remote(PROMPTS, GREEDY)) == first_answers
     ray.kill(started)
     ray.kill(reloaded)

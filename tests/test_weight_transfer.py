@@ -83,6 +83,31 @@ def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tin
     ray.kill(learner)
 
 
+def test_a_tied_models_head_goes_over_the_transfer_engine(ray_cluster, tmp_path: Path) -> None:
+    """A model whose output head is its input embeddings holds them as one parameter; sent under
+    one name, the engine's reload would put back the head it held before (actors/weight_sync.py)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from learner.tiny_model import build_tiny_model
+
+    first = build_tiny_model(tmp_path / "a", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, tie_word_embeddings=True)
+    model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
+    with torch.no_grad():  # other embeddings: with the old head, other answers
+        model.get_input_embeddings().weight.copy_(torch.randn(model.get_input_embeddings().weight.shape, generator=torch.Generator().manual_seed(1)))
+    model.save_pretrained(tmp_path / "b")
+    AutoTokenizer.from_pretrained(first).save_pretrained(tmp_path / "b")
+    learner = ray.remote(Learner).options(num_cpus=0).remote(str(first), DPOSettings())
+    started = generator_actor("test-transfer-tied-b", EngineSpec(str(tmp_path / "b"), dtype="float32"), "current", 1)
+    pool = GeneratorPool(lambda _: generator_actor("test-transfer-tied", EngineSpec(str(first), dtype="float32", weight_transfer="gloo"),
+                                                   "current", 0), size=1, sync_timeout_s=120, transfer="gloo")
+    ray.get(learner.reset_to.remote(str(tmp_path / "b")))
+    assert pool.sync_from(learner) == 1
+    assert _answers(pool) == [ray.get(started.generate.remote(PROMPTS, GREEDY))]
+    pool.stop()
+    ray.kill(started)
+    ray.kill(learner)
+
+
 def test_tensor_parallel_generator_reserves_and_releases_its_placement_group(ray_cluster, tiny_model: Path) -> None:
     """vLLM's CPU backend cannot run tensor parallelism, and this machine has no GPU: the group
     stays pending, which is enough to see what it asks for and that stopping the generator frees it."""
