@@ -65,39 +65,3 @@ def test_broadcast_then_vllm_greedy_equals_transformers_greedy(ray_cluster, tiny
     assert ray.get(gen.generate.remote(PROMPTS, GREEDY)) == before
     ray.kill(gen)
 
-
-def test_a_tied_models_checkpoint_reloads_with_its_head(ray_cluster, tmp_path: Path) -> None:
-    """A model whose output head is its input embeddings is saved without `lm_head.weight`: an
-    engine that loads such a checkpoint (or such weights) answers as one started on it, not with
-    the new embeddings under the head it held before (actors/weight_sync.py)."""
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM
-
-    from learner.learner import WeightUpdate
-    from learner.tiny_model import build_tiny_model
-
-    first = build_tiny_model(tmp_path / "a", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, tie_word_embeddings=True)
-    model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
-    with torch.no_grad():  # other embeddings, so other answers
-        model.get_input_embeddings().weight.copy_(torch.randn(model.get_input_embeddings().weight.shape, generator=torch.Generator().manual_seed(1)))
-    model.save_pretrained(tmp_path / "b")
-    Learner(first, DPOSettings()).tokenizer.save_pretrained(tmp_path / "b")
-    saved = load_file(str(tmp_path / "b" / "model.safetensors"))
-    assert "lm_head.weight" not in saved  # what makes the case
-
-    started = generator_actor("test-tied-b", EngineSpec(str(tmp_path / "b"), dtype="float32"), "b", 1)
-    expected = ray.get(started.generate_tokens.remote(PROMPTS, GREEDY))
-    reloaded = generator_actor("test-tied-a", EngineSpec(str(first), dtype="float32"), "a", 0)
-    ray.get(reloaded.load_checkpoint.remote(str(tmp_path / "b"), "b", 1))
-    assert ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY)) == expected
-    ray.get(reloaded.load_checkpoint.remote(str(first), "a", 0))
-    first_answers = ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY))
-    ray.get(reloaded.load_weights.remote(WeightUpdate(1, saved)))
-    assert ray.get(reloaded.generate_tokens.remote(PROMPTS, GREEDY)) == expected
-    # the learner does not send a tied head twice: the engine restores it from the embeddings
-    shipped = Learner(first, DPOSettings()).publish()
-    assert "lm_head.weight" not in shipped.weights and "model.embed_tokens.weight" in shipped.weights
-    ray.get(started.load_weights.remote(shipped))
-    assert ray.get(started.generate_tokens.remote(PROMPTS, GREEDY)) == first_answers
-    ray.kill(started)
-    ray.kill(reloaded)

@@ -83,26 +83,43 @@ def test_gloo_transfer_equals_object_store_and_follows_the_pool(ray_cluster, tin
     ray.kill(learner)
 
 
-def test_a_tied_models_head_goes_over_the_transfer_engine(ray_cluster, tmp_path: Path) -> None:
-    """A model whose output head is its input embeddings holds them as one parameter; sent under
-    one name, the engine's reload would put back the head it held before (actors/weight_sync.py)."""
+def test_a_tied_models_head_reaches_a_running_engine_by_every_path(ray_cluster, tmp_path: Path) -> None:
+    """A model whose output head is its input embeddings holds them as one parameter, and its
+    checkpoints omit `lm_head.weight`; a reload that lacks it would put back the head the engine
+    held before (actors/weight_sync.py). Over the transfer engine, from a checkpoint on disk and
+    from the learner's shipped weights (which leave the shared head out), an engine answers as
+    one started on the same weights."""
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from learner.learner import WeightUpdate
     from learner.tiny_model import build_tiny_model
 
     first = build_tiny_model(tmp_path / "a", hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, tie_word_embeddings=True)
     model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
     with torch.no_grad():  # other embeddings: with the old head, other answers
         model.get_input_embeddings().weight.copy_(torch.randn(model.get_input_embeddings().weight.shape, generator=torch.Generator().manual_seed(1)))
-    model.save_pretrained(tmp_path / "b")
-    AutoTokenizer.from_pretrained(first).save_pretrained(tmp_path / "b")
+    second = tmp_path / "b"
+    model.save_pretrained(second)
+    AutoTokenizer.from_pretrained(first).save_pretrained(second)
+    assert "lm_head.weight" not in load_file(str(second / "model.safetensors"))  # what makes the case
     learner = ray.remote(Learner).options(num_cpus=0).remote(str(first), DPOSettings())
-    started = generator_actor("test-transfer-tied-b", EngineSpec(str(tmp_path / "b"), dtype="float32"), "current", 1)
+    started = generator_actor("test-transfer-tied-b", EngineSpec(str(second), dtype="float32"), "current", 1)
     pool = GeneratorPool(lambda _: generator_actor("test-transfer-tied", EngineSpec(str(first), dtype="float32", weight_transfer="gloo"),
                                                    "current", 0), size=1, sync_timeout_s=120, transfer="gloo")
-    ray.get(learner.reset_to.remote(str(tmp_path / "b")))
-    assert pool.sync_from(learner) == 1
-    assert _answers(pool) == [ray.get(started.generate.remote(PROMPTS, GREEDY))]
+    expected, engine = ray.get(started.generate.remote(PROMPTS, GREEDY)), pool.active[0]
+    as_first = _answers(pool)[0]
+    ray.get(learner.reset_to.remote(str(second)))
+    assert pool.sync_from(learner) == 1 and _answers(pool) == [expected]  # the transfer engine
+    ray.get(engine.load_checkpoint.remote(str(first), "a", 0))
+    assert _answers(pool) == [as_first]
+    ray.get(engine.load_checkpoint.remote(str(second), "b", 1))
+    assert _answers(pool) == [expected]  # a checkpoint on disk
+    shipped = ray.get(learner.publish.remote())
+    assert "lm_head.weight" not in shipped.weights and "model.embed_tokens.weight" in shipped.weights
+    ray.get(engine.load_checkpoint.remote(str(first), "a", 0))
+    ray.get(engine.load_weights.remote(WeightUpdate(2, shipped.weights)))
+    assert _answers(pool) == [expected]  # the object store
     pool.stop()
     ray.kill(started)
     ray.kill(learner)
