@@ -300,7 +300,7 @@ class Generator:
 
 
 def _lora_serving(spec: EngineSpec) -> dict[str, Any]:
-    """vLLM's LoRA arguments for an engine serving snapshot adapters (none otherwise)."""
+    """vLLM's LoRA arguments for an engine serving adapters: snapshots, the policy's, or both (none otherwise)."""
     if not spec.max_loras:
         return {}
     # a shared engine keeps the current policy's adapter in its CPU cache beside a full batch of the league's
