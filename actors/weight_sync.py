@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-HEAD = "lm_head.weight"
+HEAD, EMBEDDINGS = "lm_head.weight", "embed_tokens.weight"  # a tied head's name, and how its embeddings' name ends
 
 
 def with_tied_head(weights: Iterable[tuple[str, torch.Tensor]], tied: bool) -> Iterator[tuple[str, torch.Tensor]]:
@@ -24,7 +24,7 @@ def with_tied_head(weights: Iterable[tuple[str, torch.Tensor]], tied: bool) -> I
     embedding, head = None, False
     for name, tensor in weights:
         head |= name == HEAD
-        if name.endswith("embed_tokens.weight"):
+        if name.endswith(EMBEDDINGS):
             embedding = tensor
         yield name, tensor
     if tied and not head and embedding is not None:

@@ -97,15 +97,16 @@ def current_updates(root: Path, base: str, adapters: bool, rounds: int) -> list:
 
     from safetensors.torch import load_file
 
+    from actors.weight_sync import checkpoint_tensors
     from learner.learner import WeightUpdate
     from learner.lora import AdapterFiles
 
     if not adapters:
-        weights = {k: v for f in sorted((root / "current-merged").glob("*.safetensors")) for k, v in load_file(f).items()}
+        weights = dict(checkpoint_tensors(str(root / "current-merged")))
         return [WeightUpdate(r, weights) for r in range(rounds + 1)]
     path = root / "current-adapter"
     adapter = AdapterFiles(json.loads((path / "adapter_config.json").read_text()), load_file(path / "adapter_model.safetensors"))
-    base_weights = {k: v for f in sorted(Path(base).glob("*.safetensors")) for k, v in load_file(f).items()}
+    base_weights = dict(checkpoint_tensors(base))
     return [WeightUpdate(r, base_weights if r == 0 else {}, adapter) for r in range(rounds + 1)]
 
 

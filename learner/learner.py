@@ -19,6 +19,7 @@ import pyarrow as pa
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from actors.weight_sync import EMBEDDINGS, HEAD
 from learner.checkpoint import replace_dir_atomically
 from learner.dpo import DPOLoss, dpo_loss
 from learner.lora import (
@@ -68,9 +69,6 @@ class DPOSettings:
         """(loss type, weight) for every term, the `sft` term of nll_weight last."""
         weights = self.loss_weights or [1.0] * len(self.loss_type)
         return list(zip(self.loss_type, weights, strict=True)) + ([("sft", self.nll_weight)] if self.nll_weight else [])
-
-
-TIED_HEAD = "lm_head.weight"  # left out of what is sent when it is the input embeddings (`_shipped`)
 
 
 @dataclass(frozen=True)
@@ -633,9 +631,9 @@ class Learner:
 def _shipped(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached CPU copies of `weights` to send, an output head tied to the input embeddings left
     out (the same tensor: a sixth of SmolLM2-135M's bytes); the receiver restores it (actors/weight_sync.py)."""
-    embedding = next((v for k, v in weights.items() if k.endswith("embed_tokens.weight")), None)
-    tied = embedding is not None and TIED_HEAD in weights and weights[TIED_HEAD].data_ptr() == embedding.data_ptr()
-    return {k: v.detach().to("cpu", copy=True) for k, v in weights.items() if not (tied and k == TIED_HEAD)}
+    embedding = next((v for k, v in weights.items() if k.endswith(EMBEDDINGS)), None)
+    tied = embedding is not None and HEAD in weights and weights[HEAD].data_ptr() == embedding.data_ptr()
+    return {k: v.detach().to("cpu", copy=True) for k, v in weights.items() if not (tied and k == HEAD)}
 
 
 def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
